@@ -1,0 +1,1 @@
+"""Data: tokenizers, text corpora via TensorFlow Datasets, tf.data windows."""

@@ -1,0 +1,284 @@
+"""Text corpora through TensorFlow Datasets, online or from a local copy.
+
+A corpus is found, in this order:
+
+1. a local copy under ``$SEQLAB_DATA_DIR/<name>/`` (or ``data.path``), which
+   seqlab's own TFDS builder (:class:`LocalTextCorpus`, reading its
+   ``manual_dir``) prepares once into the TFDS cache;
+2. the TensorFlow Datasets catalog entry (``data.tfds_name``), downloaded,
+   when ``data.download`` is true.
+
+Both give the same three splits as plain strings. Where the dataset defines
+its split (PTB's files, TFDS's 90/5/5 cut of Tiny Shakespeare), that split is
+used, so figures compare with the literature.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+from seqlab.errors import DataError, DataNotFoundError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+# Offline the TFDS catalog would try to reach metadata and download servers
+# for minutes before failing; a local copy must never wait on that.
+os.environ.setdefault("NO_GCE_CHECK", "true")
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusSpec:
+    """Where a corpus lives and how its splits are defined.
+
+    ``split_files`` maps each split to file names inside the corpus folder
+    (``.gz`` is read transparently). ``split_fractions`` instead cuts one
+    file, in order, into contiguous train/validation/test parts.
+    """
+
+    name: str
+    tfds_name: str | None = None
+    split_files: dict[str, tuple[str, ...]] | None = None
+    source_file: str | None = None
+    split_fractions: tuple[float, float] | None = None  # (train, validation of the rest)
+
+    def required_files(self) -> list[str]:
+        if self.split_files is not None:
+            return [f for files in self.split_files.values() for f in files]
+        return [self.source_file] if self.source_file else []
+
+
+CORPORA: dict[str, CorpusSpec] = {
+    # TFDS's tiny_shakespeare cuts input.txt 90 / 5 / 5 (int(0.9 n), then half
+    # of the rest); the local builder cuts it the same way.
+    "tiny_shakespeare": CorpusSpec(
+        name="tiny_shakespeare",
+        tfds_name="tiny_shakespeare",
+        source_file="input.txt",
+        split_fractions=(0.9, 0.5),
+    ),
+    # Mikolov's PTB splits, the files every PTB perplexity is measured on.
+    "ptb": CorpusSpec(
+        name="ptb",
+        tfds_name="ptb_text_only",
+        split_files={
+            "train": ("ptb.train.txt.gz",),
+            "validation": ("ptb.valid.txt.gz",),
+            "test": ("ptb.test.txt.gz",),
+        },
+    ),
+}
+
+
+@dataclasses.dataclass
+class TextCorpus:
+    """The three splits of a corpus as strings, and where they came from."""
+
+    name: str
+    train: str
+    validation: str
+    test: str
+    source: str
+
+    def split(self, name: str) -> str:
+        return getattr(self, name)
+
+    def truncated(self, max_chars: int | None) -> TextCorpus:
+        """Each split cut to its first ``max_chars`` characters (quick runs, tests)."""
+        if not max_chars:
+            return self
+        return dataclasses.replace(
+            self,
+            train=self.train[:max_chars],
+            validation=self.validation[:max_chars],
+            test=self.test[:max_chars],
+            source=f"{self.source} (first {max_chars} characters of each split)",
+        )
+
+
+def read_text(path: Path) -> str:
+    """Read a UTF-8 text file, transparently gunzipping ``*.gz``."""
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            return f.read()
+    return path.read_text(encoding="utf-8")
+
+
+def split_local_files(spec: CorpusSpec, folder: Path) -> dict[str, str]:
+    """The three split texts of a local copy, following ``spec``."""
+    if spec.split_files is not None:
+        return {
+            split: "".join(read_text(folder / f) for f in spec.split_files[split])
+            for split in SPLITS
+        }
+    text = read_text(folder / spec.source_file)
+    train_frac, val_frac = spec.split_fractions
+    i = int(len(text) * train_frac)
+    train, rest = text[:i], text[i:]
+    j = int(len(rest) * val_frac)
+    return {"train": train, "validation": rest[:j], "test": rest[j:]}
+
+
+# --------------------------------------------------------------------------
+# TFDS builder for a local copy
+# --------------------------------------------------------------------------
+def _make_builder_class():
+    import tensorflow_datasets as tfds
+
+    class LocalTextCorpusConfig(tfds.core.BuilderConfig):
+        def __init__(self, *, spec: CorpusSpec, **kwargs):
+            super().__init__(**kwargs)
+            self.spec = spec
+
+    class LocalTextCorpus(tfds.core.GeneratorBasedBuilder):
+        """A seqlab corpus prepared from files already on disk (``manual_dir``)."""
+
+        VERSION = tfds.core.Version("1.0.0")
+        MANUAL_DOWNLOAD_INSTRUCTIONS = (
+            "Place the corpus files in $SEQLAB_DATA_DIR/<name>/ (see shared/data/README.md)."
+        )
+
+        def _info(self):
+            return self.dataset_info_from_configs(
+                features=tfds.features.FeaturesDict({"text": tfds.features.Text()}),
+                supervised_keys=None,
+            )
+
+        def _split_generators(self, dl_manager):
+            texts = split_local_files(self.builder_config.spec, Path(dl_manager.manual_dir))
+            return {split: self._generate_examples(split, texts[split]) for split in SPLITS}
+
+        def _generate_examples(self, split, text):
+            # One example per split: the split is one contiguous text stream.
+            yield split, {"text": text}
+
+    return LocalTextCorpusConfig, LocalTextCorpus
+
+
+_BUILDER = None
+
+
+def _builder_classes():
+    global _BUILDER
+    if _BUILDER is None:
+        _BUILDER = _make_builder_class()
+    return _BUILDER
+
+
+def _fingerprint(folder: Path, files: list[str]) -> str:
+    """Short hash of the files' names, sizes and mtimes: a changed copy re-prepares."""
+    h = hashlib.sha1()
+    for f in sorted(files):
+        st = (folder / f).stat()
+        h.update(f"{f}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:10]
+
+
+def _read_tfds_text(builder_or_name, split: str, **load_kwargs) -> str:
+    import tensorflow_datasets as tfds
+
+    if isinstance(builder_or_name, str):
+        ds = tfds.load(builder_or_name, split=split, **load_kwargs)
+    else:
+        ds = builder_or_name.as_dataset(split=split)
+    parts = [ex["text"].decode("utf-8") for ex in tfds.as_numpy(ds)]
+    # Line-per-example datasets (ptb_text_only) lose their newlines.
+    joiner = "" if len(parts) <= 1 else "\n"
+    return joiner.join(parts) + ("\n" if joiner else "")
+
+
+def load_local(spec: CorpusSpec, folder: Path, cache_dir: Path) -> TextCorpus:
+    """Prepare (once) and read a local copy through :class:`LocalTextCorpus`."""
+    config_cls, builder_cls = _builder_classes()
+    fingerprint = _fingerprint(folder, spec.required_files())
+    config = config_cls(name=f"{spec.name}_{fingerprint}", spec=spec)
+    builder = builder_cls(
+        config=config,
+        data_dir=str(cache_dir),
+    )
+    import tensorflow_datasets as tfds
+
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(folder)),
+    )
+    texts = {split: _read_tfds_text(builder, split) for split in SPLITS}
+    return TextCorpus(name=spec.name, source=f"local copy {folder}", **texts)
+
+
+def resolve_data_dir(data_dir: str | None = None) -> Path | None:
+    """``data_dir`` if given, else ``$SEQLAB_DATA_DIR``, else None."""
+    value = data_dir or os.environ.get("SEQLAB_DATA_DIR")
+    return Path(value).expanduser().resolve() if value else None
+
+
+def load_corpus(
+    name: str,
+    *,
+    path: str | None = None,
+    data_dir: str | None = None,
+    cache_dir: str | None = None,
+    tfds_name: str | None = None,
+    download: bool = True,
+) -> TextCorpus:
+    """Load the corpus ``name`` (a key of :data:`CORPORA`) as three text splits.
+
+    Raises :class:`DataNotFoundError` naming ``SEQLAB_DATA_DIR``, every path
+    tried and the TFDS name when no copy is found, and :class:`DataError`
+    when the training split is empty.
+    """
+    if name not in CORPORA:
+        raise DataError(f"unknown corpus data.name={name!r}; known corpora: {sorted(CORPORA)}")
+    spec = CORPORA[name]
+    tfds_name = tfds_name or spec.tfds_name
+    cache = Path(cache_dir or default_cache_dir()).expanduser().resolve()
+
+    tried: list[str] = []
+    root = resolve_data_dir(data_dir)
+    folder = Path(path).expanduser().resolve() if path else (root / name if root else None)
+    if folder is not None:
+        missing = [f for f in spec.required_files() if not (folder / f).is_file()]
+        if not missing:
+            corpus = load_local(spec, folder, cache)
+            return _check_nonempty(corpus)
+        tried.append(f"{folder} (missing {', '.join(missing)})")
+    else:
+        tried.append("no local folder: data.path and $SEQLAB_DATA_DIR are both unset")
+
+    if download and tfds_name:
+        log.info("no local copy of %s; trying the TFDS catalog entry %r", name, tfds_name)
+        try:
+            texts = {
+                split: _read_tfds_text(tfds_name, split, data_dir=str(cache), download=True)
+                for split in SPLITS
+            }
+        except Exception as err:  # network, checksum, missing split...
+            tried.append(f"TFDS catalog {tfds_name!r} ({type(err).__name__}: {err})")
+        else:
+            return _check_nonempty(TextCorpus(name=name, source=f"TFDS {tfds_name}", **texts))
+    elif tfds_name:
+        tried.append(f"TFDS catalog {tfds_name!r} (not tried: data.download=false)")
+
+    raise DataNotFoundError(
+        f"corpus {name!r} not found. Tried: {'; '.join(tried)}. "
+        f"Fix: set SEQLAB_DATA_DIR to a folder holding {name}/"
+        f"{'/'.join(spec.required_files())} (e.g. SEQLAB_DATA_DIR=../shared/data), "
+        f"pass data.path=..., or allow the download of TFDS dataset {tfds_name!r}."
+    )
+
+
+def _check_nonempty(corpus: TextCorpus) -> TextCorpus:
+    if not corpus.train.strip():
+        raise DataError(f"corpus {corpus.name!r} from {corpus.source}: the training split is empty")
+    return corpus
+
+
+def default_cache_dir() -> Path:
+    """Where TFDS keeps prepared corpora: ``$SEQLAB_CACHE_DIR`` or ~/.cache/seqlab."""
+    base = os.environ.get("SEQLAB_CACHE_DIR") or Path.home() / ".cache" / "seqlab"
+    return Path(base) / "tfds"

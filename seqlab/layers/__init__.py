@@ -1,0 +1,1 @@
+"""seqlab's Keras layers (cells, recurrent stacks, attention, ...)."""

@@ -1,0 +1,81 @@
+"""Language-model metrics computed from logits, token-weighted.
+
+Perplexity and bits per character are functions of the *mean token
+cross-entropy over the whole split*. A mean of per-batch perplexities (or of
+per-batch means when batches differ in size) is not that, so these metrics
+accumulate the summed cross-entropy and the token count and only divide at
+``result()``:
+
+    perplexity = exp(sum_i CE_i / N)
+    bpc        = (sum_i CE_i / N) / ln 2
+
+``sample_weight`` (e.g. a padding mask) weights tokens; a weight of 0 removes
+the token from both sums.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+LN2 = math.log(2.0)
+
+
+class _TokenCrossEntropy(keras.metrics.Metric):
+    """Accumulates summed sparse cross-entropy (nats) and token count."""
+
+    def __init__(self, name: str, from_logits: bool = True, dtype=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        self.from_logits = from_logits
+        self.total_nats = self.add_variable(shape=(), initializer="zeros", name="total_nats")
+        self.token_count = self.add_variable(shape=(), initializer="zeros", name="token_count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "int32")
+        ce = keras.losses.sparse_categorical_crossentropy(
+            y_true, y_pred, from_logits=self.from_logits
+        )
+        ce = ops.cast(ce, self.dtype)
+        if sample_weight is None:
+            weight = ops.ones_like(ce)
+        else:
+            weight = ops.broadcast_to(ops.cast(sample_weight, self.dtype), ops.shape(ce))
+        self.total_nats.assign_add(ops.sum(ce * weight))
+        self.token_count.assign_add(ops.sum(weight))
+
+    def mean_nats(self):
+        return ops.divide_no_nan(self.total_nats, self.token_count)
+
+    def reset_state(self):
+        self.total_nats.assign(0.0)
+        self.token_count.assign(0.0)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "from_logits": self.from_logits}
+
+
+@keras.saving.register_keras_serializable(package="seqlab")
+class Perplexity(_TokenCrossEntropy):
+    """exp(mean token cross-entropy), token-weighted across batches."""
+
+    def __init__(self, name: str = "perplexity", from_logits: bool = True, dtype=None, **kwargs):
+        super().__init__(name=name, from_logits=from_logits, dtype=dtype, **kwargs)
+
+    def result(self):
+        return ops.exp(self.mean_nats())
+
+
+@keras.saving.register_keras_serializable(package="seqlab")
+class BitsPerCharacter(_TokenCrossEntropy):
+    """Mean token cross-entropy in bits (nats / ln 2), token-weighted.
+
+    Named for character models; on any other tokenization it is bits per token.
+    """
+
+    def __init__(self, name: str = "bpc", from_logits: bool = True, dtype=None, **kwargs):
+        super().__init__(name=name, from_logits=from_logits, dtype=dtype, **kwargs)
+
+    def result(self):
+        return self.mean_nats() / LN2
