@@ -1,1 +1,19 @@
-"""seqlab.cli."""
+"""Console scripts: thin Hydra wrappers around seqlab.experiment."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+# conf/ sits beside the package in the repository (installed editable).
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def quiet_tensorflow() -> None:
+    """Hide TensorFlow's C++ start-up chatter (oneDNN notices, CPU feature lists)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("NO_GCE_CHECK", "true")
+    # absl (TFDS) logs every prepared file, and warns about our own builder
+    # config, once Hydra configures logging.
+    logging.getLogger("absl").setLevel(logging.ERROR)

@@ -204,6 +204,7 @@ def load_local(spec: CorpusSpec, folder: Path, cache_dir: Path) -> TextCorpus:
     )
     import tensorflow_datasets as tfds
 
+    tfds.disable_progress_bar()
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=str(folder)),
     )

@@ -1,0 +1,60 @@
+"""``seqlab-train``: the Hydra app around :func:`seqlab.experiment.run`.
+
+    seqlab-train                                   # the main job (char LSTM, Tiny Shakespeare)
+    seqlab-train model.hidden_size=128 trainer.epochs=2
+    seqlab-train -m model/cell=lstm,gru            # a sweep: one MLflow parent run
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, open_dict
+
+from seqlab.cli import CONFIG_DIR, quiet_tensorflow
+from seqlab.errors import SeqlabError
+
+log = logging.getLogger("seqlab")
+
+
+def _job_name() -> str | None:
+    """In a sweep, a child run is named by its overrides (``model.hidden_size=128``)."""
+    hc = HydraConfig.get()
+    if hc.mode == RunMode.MULTIRUN:
+        return ",".join(hc.overrides.task) or f"job {hc.job.num}"
+    return None
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def _app(cfg: DictConfig) -> float | None:
+    from seqlab.experiment import run
+
+    name = _job_name()
+    if name and not cfg.tracking.get("run_name"):
+        with open_dict(cfg):
+            cfg.tracking.run_name = name
+    try:
+        results = run(cfg, output_dir=HydraConfig.get().runtime.output_dir)
+    except SeqlabError as err:
+        # One line the user can act on; the MLflow run is already closed FAILED.
+        print(f"error: {err}", file=sys.stderr)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        sys.exit(2)
+    # The return value is what an Optuna sweeper optimizes.
+    return results.get("val_loss")
+
+
+def main() -> None:
+    quiet_tensorflow()
+    _app()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+    main()

@@ -1,0 +1,186 @@
+"""A composed config -> one tracked run. The one place that wires everything.
+
+``run(cfg)`` needs no Hydra runtime (tests and notebooks call it with a config
+from ``hydra.compose``); ``seqlab-train`` is a thin ``@hydra.main`` wrapper.
+
+    data    = instantiate(cfg.data, batch_size, seq_len, seed)  -> DataBundle
+    model   = instantiate(cfg.model, **data.model_kwargs)       -> keras.Model
+    model.compile(optimizer(cfg.optimizer, cfg.lr_schedule, clipnorm), data.loss, data.metrics)
+    model.fit(data.train, validation_data=data.validation, callbacks=...)
+    evaluate validation and test over the whole split, sample text, log the model
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+from omegaconf import DictConfig, OmegaConf
+
+from seqlab.errors import ConfigError
+from seqlab.instantiate import build
+from seqlab.tracking import TrackedRun
+from seqlab.tracking.keras_callback import MetricsLogger
+from seqlab.training.context import RunContext
+from seqlab.training.optim import build_optimizer
+
+log = logging.getLogger(__name__)
+
+
+def _positive_int(cfg: DictConfig, key: str, allow_null: bool = False) -> int | None:
+    value = OmegaConf.select(cfg, key)
+    if value is None and allow_null:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{key} must be a positive integer{' or null' if allow_null else ''}, got {value!r}")
+    return value
+
+
+def validate(cfg: DictConfig) -> None:
+    """Checks that need no data, so a typo fails in a second, not after loading."""
+    for key in ("trainer.epochs", "trainer.batch_size", "trainer.seq_len"):
+        _positive_int(cfg, key)
+    _positive_int(cfg, "trainer.steps_per_epoch", allow_null=True)
+    jit = OmegaConf.select(cfg, "trainer.jit_compile")
+    if jit not in ("auto", True, False):
+        raise ConfigError(f"trainer.jit_compile must be auto, true or false, got {jit!r}")
+
+
+def is_recurrent(model: keras.Model) -> bool:
+    """True if any layer (also inside wrappers) runs a recurrent cell."""
+    return any(hasattr(layer, "cell") or hasattr(layer, "forward_layer") for layer in model._flatten_layers())
+
+
+def resolve_jit(setting: Any, model: keras.Model) -> bool:
+    """``trainer.jit_compile: auto`` picks what experiments/ measured faster on
+    the 2-core CPU: graph mode for recurrent models, XLA for the rest. Keras'
+    own "auto" means False on a CPU-only TensorFlow, so pass a bool."""
+    if setting == "auto":
+        return not is_recurrent(model)
+    return bool(setting)
+
+
+def _callbacks_from_config(callbacks_cfg: DictConfig | None) -> list[keras.callbacks.Callback]:
+    callbacks = []
+    for name, node in (callbacks_cfg or {}).items():
+        if node is None:
+            continue
+        if "_target_" not in node:
+            raise ConfigError(f"callbacks.{name} needs a _target_, got {OmegaConf.to_container(node)}")
+        callbacks.append(build(node))
+    return callbacks
+
+
+def _default_output_dir() -> Path:
+    stamp = _dt.datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
+    return Path("outputs") / stamp
+
+
+def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, float]:
+    """Train and evaluate the configured model; return the final metrics.
+
+    Everything is recorded in the MLflow run the tracking config points at;
+    on any error the run is closed FAILED (KILLED on Ctrl-C) with the reason
+    as tag ``failure_reason``, and what was logged before stays.
+    """
+    validate(cfg)
+    output_dir = Path(output_dir or _default_output_dir()).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    tracking = resolved.get("tracking") or {"enabled": False}
+    trainer = cfg.trainer
+
+    with TrackedRun(tracking, config=resolved) as tracker:
+        keras.utils.set_random_seed(int(trainer.seed))
+        start = time.perf_counter()
+        data = build(
+            cfg.data, batch_size=trainer.batch_size, seq_len=trainer.seq_len, seed=trainer.seed
+        )
+        tracker.log_params({f"data_info.{k}": v for k, v in data.info.items()})
+        if data.tokenizer is not None:
+            tokenizer_path = data.tokenizer.save(output_dir / "tokenizer.json")
+            tracker.log_artifact(tokenizer_path)
+
+        model = build(cfg.model, **data.model_kwargs)
+        steps_per_epoch = trainer.steps_per_epoch or data.steps_per_epoch
+        if not steps_per_epoch:
+            raise ConfigError("trainer.steps_per_epoch is needed: the dataset size is unknown")
+        total_steps = int(steps_per_epoch) * int(trainer.epochs)
+        optimizer = build_optimizer(
+            cfg.optimizer, cfg.get("lr_schedule"), clipnorm=trainer.clipnorm, total_steps=total_steps
+        )
+        jit = resolve_jit(trainer.jit_compile, model)
+        model.compile(optimizer=optimizer, loss=data.loss(), metrics=data.metrics(), jit_compile=jit)
+        tracker.log_params(
+            {"model_info.parameters": model.count_params(), "trainer_info.jit_compile": jit,
+             "trainer_info.steps_per_epoch": steps_per_epoch}
+        )
+        log.info("model %s: %d parameters, jit_compile=%s", model.name, model.count_params(), jit)
+
+        callbacks = _callbacks_from_config(cfg.get("callbacks"))
+        metrics_logger = MetricsLogger(
+            tracker.log_metrics,
+            log_every_n_steps=int(tracking.get("log_every_n_steps") or 0),
+            tokens_per_batch=data.tokens_per_batch,
+        )
+        context = RunContext(
+            bundle=data,
+            output_dir=output_dir,
+            config=resolved,
+            log_metrics=tracker.log_metrics,
+            log_artifact=tracker.log_artifact,
+            set_tag=tracker.set_tag,
+        )
+        for callback in callbacks:
+            if hasattr(callback, "bind"):
+                callback.bind(context)
+
+        # The logger goes last: metrics other callbacks add to ``logs`` are logged too.
+        model.fit(
+            data.train.repeat() if trainer.steps_per_epoch else data.train,
+            validation_data=data.validation,
+            epochs=int(trainer.epochs),
+            steps_per_epoch=int(trainer.steps_per_epoch) if trainer.steps_per_epoch else None,
+            callbacks=[*callbacks, metrics_logger],
+            shuffle=False,  # the tf.data pipeline shuffles, with the seed
+            verbose=int(trainer.get("verbose", 1)),
+        )
+
+        # The last epoch's validation pass already covered the whole split
+        # with the final weights; only the test split is new.
+        results: dict[str, float] = dict(metrics_logger.history[-1]) if metrics_logger.history else {}
+        if data.test is not None and trainer.get("test", True):
+            scores = model.evaluate(data.test, verbose=0, return_dict=True)
+            results.update({f"test_{k}": float(v) for k, v in scores.items()})
+        results["wall_time_s"] = time.perf_counter() - start
+        tracker.log_metrics(
+            {k: v for k, v in results.items() if k.startswith(("val_", "test_")) or k == "wall_time_s"},
+            step=int(trainer.epochs),
+        )
+
+        for callback in callbacks:
+            if hasattr(callback, "final_sample"):
+                text = callback.final_sample()
+                if text is not None:
+                    print(f"\n--- sample ({callback.prompt!r} + {len(text)} generated) ---\n{callback.prompt}{text}\n")
+
+        if tracking.get("log_model", True) and tracker.enabled:
+            model_path = output_dir / "model.keras"
+            model.save(model_path)
+            tracker.log_artifact(model_path)
+        plots = output_dir / "plots"
+        tracker.log_dir(plots, "plots")
+
+        summary = ", ".join(
+            f"{k}={v:.4f}" for k, v in results.items() if k.startswith(("val_", "test_")) and math.isfinite(v)
+        )
+        print(f"done in {results['wall_time_s']:.0f}s: {summary}")
+        if tracker.run_id:
+            print(f"MLflow run {tracker.run_id} ({tracker.tracking_uri})")
+        results["run_id"] = tracker.run_id
+        return results

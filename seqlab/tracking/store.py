@@ -1,0 +1,58 @@
+"""Where runs are recorded: the tracking URI and the experiment.
+
+Default: an embedded SQLite store ``sqlite:///<abs store_dir>/mlflow.db`` with
+artifacts in ``<abs store_dir>/artifacts``. The path is made absolute once,
+from the directory the command was started in, so every job of a sweep (and
+``mlflow ui --backend-store-uri ...``) sees the same store. ``MLFLOW_TRACKING_URI``
+or ``tracking.tracking_uri`` (e.g. a server) wins over it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+
+def default_store_dir(store_dir: str | os.PathLike = "mlruns") -> Path:
+    return Path(store_dir).expanduser().resolve()
+
+
+def resolve_tracking_uri(tracking: dict[str, Any]) -> str:
+    uri = tracking.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return str(uri)
+    store = default_store_dir(tracking.get("store_dir") or "mlruns")
+    store.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def artifact_location(tracking: dict[str, Any]) -> str | None:
+    """Local artifact folder for the embedded store; the server decides otherwise."""
+    if tracking.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI", "").startswith("http"):
+        return None
+    uri = resolve_tracking_uri(tracking)
+    if not uri.startswith("sqlite:///"):
+        return None
+    store = Path(uri[len("sqlite:///") :]).parent
+    return (store / "artifacts").as_uri()
+
+
+def ensure_experiment(tracking: dict[str, Any]) -> tuple[str, str]:
+    """Point MLflow at the store and return ``(tracking_uri, experiment_id)``,
+    creating the store and the experiment if needed."""
+    uri = resolve_tracking_uri(tracking)
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(tracking_uri=uri)
+    name = tracking.get("experiment_name") or "seqlab"
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return uri, experiment.experiment_id
+    try:
+        return uri, client.create_experiment(name, artifact_location=artifact_location(tracking))
+    except mlflow.exceptions.MlflowException:
+        # Another process created it between our lookup and create.
+        return uri, client.get_experiment_by_name(name).experiment_id

@@ -1,0 +1,40 @@
+"""Shared test setup: real data from ../shared/data, a private TFDS cache and
+MLflow store per test session (per xdist worker), quiet TensorFlow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("NO_GCE_CHECK", "true")
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
+if "SEQLAB_DATA_DIR" not in os.environ and DEFAULT_DATA_DIR.is_dir():
+    os.environ["SEQLAB_DATA_DIR"] = str(DEFAULT_DATA_DIR)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_caches(tmp_path_factory):
+    """Each worker prepares corpora into its own TFDS cache (no cross-process races)."""
+    cache = tmp_path_factory.mktemp("seqlab-cache")
+    old = os.environ.get("SEQLAB_CACHE_DIR")
+    os.environ["SEQLAB_CACHE_DIR"] = str(cache)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.pop("MLFLOW_RUN_ID", None)
+    yield
+    if old is None:
+        os.environ.pop("SEQLAB_CACHE_DIR", None)
+    else:
+        os.environ["SEQLAB_CACHE_DIR"] = old
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    path = Path(os.environ.get("SEQLAB_DATA_DIR", DEFAULT_DATA_DIR))
+    if not (path / "tiny_shakespeare" / "input.txt").is_file():
+        pytest.skip(f"real data not found under {path}; set SEQLAB_DATA_DIR")
+    return path

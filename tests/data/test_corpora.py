@@ -1,0 +1,33 @@
+import pytest
+
+from seqlab.data.corpora import load_corpus
+from seqlab.errors import DataError, DataNotFoundError
+
+
+def test_tiny_shakespeare_local_copy_has_the_tfds_90_5_5_split(data_dir):
+    corpus = load_corpus("tiny_shakespeare", data_dir=str(data_dir), download=False)
+    assert (len(corpus.train), len(corpus.validation), len(corpus.test)) == (1003854, 55770, 55770)
+    text = (data_dir / "tiny_shakespeare" / "input.txt").read_text()
+    assert corpus.train + corpus.validation + corpus.test == text
+    assert len(set(corpus.train)) == 65
+
+
+def test_missing_data_names_the_env_var_the_path_and_the_tfds_name(tmp_path):
+    with pytest.raises(DataNotFoundError) as err:
+        load_corpus("tiny_shakespeare", data_dir=str(tmp_path), download=False)
+    message = str(err.value)
+    assert "SEQLAB_DATA_DIR" in message
+    assert str(tmp_path / "tiny_shakespeare") in message
+    assert "'tiny_shakespeare'" in message and "input.txt" in message
+
+
+def test_empty_corpus_is_a_clear_error(tmp_path):
+    (tmp_path / "tiny_shakespeare").mkdir()
+    (tmp_path / "tiny_shakespeare" / "input.txt").write_text("")
+    with pytest.raises(DataError, match="training split is empty"):
+        load_corpus("tiny_shakespeare", data_dir=str(tmp_path), download=False)
+
+
+def test_unknown_corpus_lists_the_known_ones():
+    with pytest.raises(DataError, match="unknown corpus.*tiny_shakespeare"):
+        load_corpus("wikitext-3000")

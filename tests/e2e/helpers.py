@@ -1,0 +1,38 @@
+"""Compose the real config tree with tiny overrides, and read back MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+
+from seqlab.cli import CONFIG_DIR
+
+# Small enough for seconds on 2 cores, real data all the same.
+TINY = [
+    "data.limit_chars=20000",
+    "model.hidden_size=32",
+    "model.embedding_dim=16",
+    "trainer.epochs=1",
+    "trainer.seq_len=32",
+    "trainer.batch_size=16",
+    "trainer.verbose=0",
+    "tracking.log_every_n_steps=5",
+    "callbacks.sampler.length=20",
+    "lr_schedule.warmup_steps=5",
+]
+
+
+def compose_cfg(tmp_path: Path, *overrides: str, name: str = "train"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(name, overrides=[*TINY, f"tracking.store_dir={tmp_path / 'mlruns'}", *overrides])
+
+
+def store_client(tmp_path: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+
+
+def all_runs(client: MlflowClient, experiment: str = "seqlab"):
+    exp = client.get_experiment_by_name(experiment)
+    return [] if exp is None else client.search_runs([exp.experiment_id])

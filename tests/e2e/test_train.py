@@ -1,0 +1,140 @@
+"""End to end: the real config tree, a slice of real data, what MLflow recorded."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from seqlab.errors import ConfigError, DataError, DataNotFoundError
+from seqlab.experiment import run
+from tests.e2e.helpers import all_runs, compose_cfg, store_client
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_records_params_metrics_artifacts_and_tags(tmp_path, data_dir):
+    cfg = compose_cfg(tmp_path)
+    results = run(cfg, output_dir=tmp_path / "out")
+
+    client = store_client(tmp_path)
+    (r,) = all_runs(client)
+    assert r.info.status == "FINISHED"
+    assert r.info.run_id == results["run_id"]
+    vocab = int(r.data.params["data_info.vocab_size"])
+    history = client.get_metric_history(r.info.run_id, "val_perplexity")
+    assert history and 1.0 < history[-1].value < vocab
+    for key in ("loss", "val_loss", "perplexity", "bpc", "val_bpc", "lr", "tokens_per_sec", "test_perplexity"):
+        assert key in r.data.metrics, key
+    # step-level curve every 5 steps
+    assert len(client.get_metric_history(r.info.run_id, "step/loss")) >= 2
+    assert r.data.params["model.hidden_size"] == "32"
+    assert r.data.params["model.cell.name"] == "lstm"
+    assert r.data.params["trainer.seq_len"] == "32"
+    for tag in ("seqlab.version", "tensorflow.version", "keras.version"):
+        assert tag in r.data.tags
+    artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
+    assert {"config.yaml", "model.keras", "tokenizer.json", "samples.txt"} <= artifacts
+    # bpc is loss in bits
+    assert r.data.metrics["val_bpc"] == pytest.approx(r.data.metrics["val_loss"] / 0.6931471805599453, rel=1e-3)
+
+
+def test_saved_model_reloads_and_scores_the_same(tmp_path, data_dir):
+    import keras
+    import numpy as np
+
+    run(compose_cfg(tmp_path, "tracking.enabled=false", "callbacks.sampler=null"), output_dir=tmp_path / "out")
+    model = keras.models.load_model(tmp_path / "out" / "checkpoints" / "last.keras")
+    x = np.arange(1, 33, dtype="int32")[None] % 50
+    assert model.predict(x, verbose=0).shape == (1, 32, model.output_shape[-1])
+
+
+def _failed_run(tmp_path):
+    (r,) = all_runs(store_client(tmp_path))
+    assert r.info.status == "FAILED"
+    return r
+
+
+@pytest.mark.parametrize(
+    "override, error, message",
+    [
+        ("model.cell.name=transistor", ConfigError, "unknown model.cell 'transistor'"),
+        ("model.hidden_size=0", ConfigError, "model.hidden_size must be a positive integer, got 0"),
+        ("data.tokenizer=morse", ConfigError, "unknown tokenizer 'morse'"),
+    ],
+)
+def test_bad_model_values_fail_fast_and_the_run_ends_failed(tmp_path, data_dir, override, error, message):
+    with pytest.raises(error, match=message):
+        run(compose_cfg(tmp_path, override), output_dir=tmp_path / "out")
+    r = _failed_run(tmp_path)
+    assert message.split(" ")[0] in r.data.tags["failure_reason"]
+
+
+def test_non_positive_trainer_value_fails_before_anything_runs(tmp_path):
+    with pytest.raises(ConfigError, match="trainer.batch_size must be a positive integer, got -4"):
+        run(compose_cfg(tmp_path, "trainer.batch_size=-4"), output_dir=tmp_path / "out")
+
+
+def test_missing_data_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQLAB_DATA_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(DataNotFoundError, match="SEQLAB_DATA_DIR") as err:
+        run(compose_cfg(tmp_path, "data.download=false"), output_dir=tmp_path / "out")
+    assert str(tmp_path / "nowhere" / "tiny_shakespeare") in str(err.value)
+    assert "tiny_shakespeare" in _failed_run(tmp_path).data.tags["failure_reason"]
+
+
+def test_seq_len_longer_than_the_validation_split(tmp_path, monkeypatch):
+    corpus = tmp_path / "data" / "tiny_shakespeare"
+    corpus.mkdir(parents=True)
+    (corpus / "input.txt").write_text(("All the world's a stage.\n" * 200)[:4000])  # val: 200 chars
+    monkeypatch.setenv("SEQLAB_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(DataError, match=r"validation split has 200 tokens.*trainer.seq_len"):
+        run(
+            compose_cfg(tmp_path, "trainer.seq_len=300", "data.limit_chars=null"),
+            output_dir=tmp_path / "out",
+        )
+    _failed_run(tmp_path)
+
+
+def _cli(tmp_path, *args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    script = os.path.join(os.path.dirname(sys.executable), "seqlab-train")
+    overrides = [a for a in compose_overrides()] + [f"tracking.store_dir={tmp_path / 'mlruns'}"]
+    return subprocess.run(
+        [script, *overrides, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def compose_overrides():
+    from tests.e2e.helpers import TINY
+
+    return TINY
+
+
+def test_console_script_trains_and_logs(tmp_path, data_dir):
+    proc = _cli(tmp_path, "callbacks.sampler.length=40")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "val_loss=" in proc.stdout and "MLflow run" in proc.stdout
+    assert "--- sample" in proc.stdout
+    (r,) = all_runs(store_client(tmp_path))
+    assert r.info.status == "FINISHED"
+
+
+def test_console_script_bad_value_is_one_line_without_traceback(tmp_path, data_dir):
+    proc = _cli(tmp_path, "model.cell.name=transistor")
+    assert proc.returncode == 2
+    assert "error: unknown model.cell 'transistor'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_multirun_children_share_one_parent(tmp_path, data_dir):
+    proc = _cli(tmp_path, "-m", "model.hidden_size=8,16", "callbacks.sampler=null")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = all_runs(store_client(tmp_path))
+    parents = [r for r in runs if r.data.tags.get("seqlab.sweep") == "parent"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 2
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert {c.data.tags["mlflow.runName"] for c in children} == {"model.hidden_size=8", "model.hidden_size=16"}
+    assert parents[0].info.status == "FINISHED"
+    assert all(c.info.status == "FINISHED" for c in children)
