@@ -1,1 +1,26 @@
 """seqlab's Keras layers (cells, recurrent stacks, attention, ...)."""
+
+from seqlab.layers.cells import (
+    GRUCell,
+    LayerNormLSTMCell,
+    LSTMCell,
+    PeepholeLSTMCell,
+    RecurrentCell,
+    SimpleRNNCell,
+)
+from seqlab.layers.recurrent import Recurrent
+from seqlab.layers.registry import CELLS, get_cell
+from seqlab.layers.stacks import recurrent_stack
+
+__all__ = [
+    "CELLS",
+    "GRUCell",
+    "LSTMCell",
+    "LayerNormLSTMCell",
+    "PeepholeLSTMCell",
+    "Recurrent",
+    "RecurrentCell",
+    "SimpleRNNCell",
+    "get_cell",
+    "recurrent_stack",
+]

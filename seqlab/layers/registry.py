@@ -1,0 +1,45 @@
+"""Cells by name, so configs pick them: ``get_cell("gru_cho", 128, dropout=0.1)``.
+
+A maintainer adds a cell by writing its class and one entry here (plus one
+``conf/model/cell/<name>.yaml`` and one test).
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from seqlab.layers.cells import (
+    GRUCell,
+    LayerNormLSTMCell,
+    LSTMCell,
+    PeepholeLSTMCell,
+    SimpleRNNCell,
+)
+
+#: name -> (cell class, default options that the name implies)
+CELLS = MappingProxyType(
+    {
+        "simple_rnn": (SimpleRNNCell, {}),
+        "lstm": (LSTMCell, {}),
+        "gru": (GRUCell, {"reset_after": True}),
+        "gru_cho": (GRUCell, {"reset_after": False}),
+        "peephole_lstm": (PeepholeLSTMCell, {}),
+        "layernorm_lstm": (LayerNormLSTMCell, {}),
+    }
+)
+
+
+def get_cell(name: str, units: int, **options):
+    """A new cell registered as ``name`` with ``units`` and ``options``.
+
+    ``options`` override the defaults the name implies (``gru_cho`` is
+    ``GRUCell(reset_after=False)``). Unknown names raise ``ValueError``
+    listing the known ones.
+    """
+    if name not in CELLS:
+        raise ValueError(
+            f"unknown cell {name!r}; choose one of {sorted(CELLS)} "
+            "(or register a new one in seqlab/layers/registry.py)."
+        )
+    cls, defaults = CELLS[name]
+    return cls(units, **{**defaults, **options})
