@@ -32,6 +32,29 @@ def _private_caches(tmp_path_factory):
         os.environ["SEQLAB_CACHE_DIR"] = old
 
 
+@pytest.fixture(scope="session")
+def _empty_mlflow_db(tmp_path_factory) -> Path:
+    """A migrated, empty MLflow SQLite store, made once per worker: creating
+    one runs MLflow's schema migrations, which take seconds."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _fresh_store_in_tmp_path(request, _empty_mlflow_db):
+    """Every test that uses ``tmp_path`` finds a ready store at tmp_path/mlruns."""
+    if "tmp_path" not in request.fixturenames:
+        return
+    import shutil
+
+    store = request.getfixturevalue("tmp_path") / "mlruns"
+    store.mkdir(exist_ok=True)
+    shutil.copy(_empty_mlflow_db, store / "mlflow.db")
+
+
 @pytest.fixture
 def data_dir() -> Path:
     path = Path(os.environ.get("SEQLAB_DATA_DIR", DEFAULT_DATA_DIR))

@@ -45,7 +45,15 @@ def ensure_experiment(tracking: dict[str, Any]) -> tuple[str, str]:
     """Point MLflow at the store and return ``(tracking_uri, experiment_id)``,
     creating the store and the experiment if needed."""
     uri = resolve_tracking_uri(tracking)
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI, which would
+    # then win over tracking.store_dir for every later run in this process
+    # (a second experiment, a test); keep the environment as the user set it.
+    user_uri = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
+    if user_uri is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = user_uri
     client = MlflowClient(tracking_uri=uri)
     name = tracking.get("experiment_name") or "seqlab"
     experiment = client.get_experiment_by_name(name)

@@ -1,0 +1,64 @@
+import mlflow
+import pytest
+
+from seqlab.cli.report import main as report_main
+from seqlab.tracking.params import MAX_PARAM_LENGTH, flatten, to_params
+from seqlab.tracking.run import TrackedRun
+
+
+def test_flatten_gives_dotted_keys_and_short_strings():
+    config = {"model": {"cell": {"name": "lstm", "units": 8}, "dropout": 0.0}, "x": None, "long": "a" * 9000}
+    assert flatten(config) == {"model.cell.name": "lstm", "model.cell.units": 8, "model.dropout": 0.0, "x": None, "long": "a" * 9000}
+    params = to_params(config)
+    assert params["model.cell.units"] == "8" and params["x"] == "null"
+    assert len(params["long"]) == MAX_PARAM_LENGTH
+
+
+def _tracking(tmp_path, **extra):
+    return {"enabled": True, "store_dir": str(tmp_path / "mlruns"), "experiment_name": "t", **extra}
+
+
+def test_run_ends_failed_with_reason_and_keeps_what_was_logged(tmp_path):
+    with pytest.raises(RuntimeError):
+        with TrackedRun(_tracking(tmp_path), config={"a": {"b": 1}}) as run:
+            run.log_metrics({"loss": 2.5}, step=1)
+            raise RuntimeError("boom")
+    r = mlflow.tracking.MlflowClient(run.tracking_uri).get_run(run.run_id)
+    assert r.info.status == "FAILED"
+    assert r.data.tags["failure_reason"] == "RuntimeError: boom"
+    assert r.data.metrics["loss"] == 2.5 and r.data.params["a.b"] == "1"
+
+
+def test_keyboard_interrupt_marks_the_run_killed(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with TrackedRun(_tracking(tmp_path)) as run:
+            raise KeyboardInterrupt
+    r = mlflow.tracking.MlflowClient(run.tracking_uri).get_run(run.run_id)
+    assert r.info.status == "KILLED"
+
+
+def test_stray_mlflow_run_id_is_not_resumed(tmp_path, monkeypatch):
+    with TrackedRun(_tracking(tmp_path)) as first:
+        pass
+    monkeypatch.setenv("MLFLOW_RUN_ID", first.run_id)
+    with TrackedRun(_tracking(tmp_path)) as second:
+        pass
+    assert second.run_id != first.run_id
+
+
+def test_disabled_tracking_is_a_no_op(tmp_path):
+    with TrackedRun({"enabled": False, "store_dir": str(tmp_path / "m")}) as run:
+        run.log_metrics({"x": 1.0}, step=0)
+        run.set_tag("a", "b")
+    assert run.run_id is None and not (tmp_path / "m").exists()
+
+
+def test_report_shows_swept_params_sorted_by_metric(tmp_path, capsys):
+    for units, loss in ((8, 2.0), (16, 1.5)):
+        with TrackedRun(_tracking(tmp_path), config={"model": {"hidden_size": units, "cell": "lstm"}}) as run:
+            run.log_metrics({"val_loss": loss}, step=1)
+    assert report_main(["--experiment", "t", "--store-dir", str(tmp_path / "mlruns"), "--metric", "val_loss", "--format", "markdown"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "model.hidden_size" in out[0] and "model.cell" not in out[0]  # only what varies
+    assert "| 16 " in out[2] and "| 8 " in out[3]  # best first
+    assert report_main(["--experiment", "nope", "--store-dir", str(tmp_path / "mlruns")]) == 2
