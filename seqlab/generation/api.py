@@ -51,7 +51,9 @@ def encode_prompt(tokenizer, prompt, on_unknown: str = "warn") -> np.ndarray:
     if on_unknown not in ON_UNKNOWN:
         raise ConfigError(f"on_unknown must be one of {', '.join(ON_UNKNOWN)}, got {on_unknown!r}")
     if not isinstance(prompt, str):
-        raise ConfigError(f"prompt must be a string, got {prompt!r}; quote it, e.g. prompt='ROMEO:'")
+        raise ConfigError(
+            f"prompt must be a string, got {prompt!r}; quote it, e.g. prompt='ROMEO:'"
+        )
     if prompt == "":
         raise ConfigError("the prompt is empty; give at least one character, e.g. prompt='ROMEO:'")
     ids = np.asarray(tokenizer.encode(prompt), dtype=np.int32).reshape(-1)

@@ -39,7 +39,9 @@ class Hypothesis:
     score: float
 
 
-def _build_beam(model, method: str, length_penalty: float, end_token: int | None, jit_compile: bool):
+def _build_beam(
+    model, method: str, length_penalty: float, end_token: int | None, jit_compile: bool
+):
     import tensorflow as tf
     from keras import tree
 
@@ -99,8 +101,12 @@ def _build_beam(model, method: str, length_penalty: float, end_token: int | None
 
 
 def check_beam_options(beam_width, num_return, length_penalty, end_token, names=None):
-    n = {"beam_width": "beam_width", "num_return": "num_return", "length_penalty": "length_penalty",
-         "end_token": "end_token"}
+    n = {
+        "beam_width": "beam_width",
+        "num_return": "num_return",
+        "length_penalty": "length_penalty",
+        "end_token": "end_token",
+    }
     n.update(names or {})
     beam_width = check_positive_int(beam_width, n["beam_width"], 5)
     if num_return is None:
@@ -162,7 +168,9 @@ def beam_search(
     )
     order = np.argsort(-score, kind="stable")
     hypotheses = [
-        Hypothesis(tokens[i, ids.size : ids.size + gen_len[i]].copy(), float(log_prob[i]), float(score[i]))
+        Hypothesis(
+            tokens[i, ids.size : ids.size + gen_len[i]].copy(), float(log_prob[i]), float(score[i])
+        )
         for i in order
         if np.isfinite(log_prob[i])
     ]

@@ -62,7 +62,9 @@ def _chain(model: keras.Model) -> list:
         source = getattr(inbound, "_keras_history", None)
         source = source.operation if source is not None else None
         if previous is not None and source is not previous:
-            raise ConfigError(f"layer {layer.name!r} does not follow {previous.name!r}; not a chain")
+            raise ConfigError(
+                f"layer {layer.name!r} does not follow {previous.name!r}; not a chain"
+            )
         if previous is None and not isinstance(source, (keras.layers.InputLayer, type(None))):
             raise ConfigError(f"layer {layer.name!r} is not fed by the model input; not a chain")
         previous = layer
@@ -120,7 +122,7 @@ class StatefulStep:
             cell = layer.cell
             dtype = getattr(cell, "compute_dtype", None) or "float32"
             sizes = cell.state_size
-            init = tree.map_structure(lambda s: ops.zeros((batch_size, s), dtype=dtype), sizes)
+            init = tree.map_structure(lambda s, d=dtype: ops.zeros((batch_size, s), dtype=d), sizes)
             states.append(_as_list(init))
         return tuple(states)
 

@@ -230,8 +230,17 @@ def gumbel_max(logits, seed, step=0):
     return tf.argmax(logits + gumbel, axis=-1, output_type=tf.int32)
 
 
-def choose_tokens(logits, seed, step=0, *, greedy: bool, temperature=1.0, top_k=0, top_p=1.0,
-                  filtered: bool = True):
+def choose_tokens(
+    logits,
+    seed,
+    step=0,
+    *,
+    greedy: bool,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    filtered: bool = True,
+):
     """The next token per row: argmax when ``greedy``, else a processed draw.
 
     ``filtered=False`` skips the top-k/top-p pass (a sort per step) when the
@@ -245,8 +254,9 @@ def choose_tokens(logits, seed, step=0, *, greedy: bool, temperature=1.0, top_k=
     return gumbel_max(logits, seed, step)
 
 
-def sample_logits(logits, *, seed: int = 0, strategy: str = "temperature", temperature=1.0,
-                  top_k=None, top_p=None):
+def sample_logits(
+    logits, *, seed: int = 0, strategy: str = "temperature", temperature=1.0, top_k=None, top_p=None
+):
     """Eager helper: one token per row of ``logits [B, V]`` (NumPy in, NumPy out).
 
     Row ``i`` of a batch is an independent draw, so tiling one logit vector

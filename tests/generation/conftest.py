@@ -1,0 +1,83 @@
+"""Tiny models for the generation tests.
+
+``markov_lm`` is a hand-built recurrent model whose next-token log-probabilities
+are a fixed transition table (``log P[next | current]``): an identity
+embedding, a linear ``SimpleRNN`` whose kernel is the table and whose
+recurrent kernel is zero, and an identity output layer. Its sequence
+probabilities can be enumerated exactly with NumPy, the reference for beam
+search.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from seqlab.models.language import build_rnn_lm  # noqa: E402
+
+
+def tiny_lm(cell="lstm", num_layers=1, vocab=12, hidden=16, seed=0, dropout=0.0):
+    keras.utils.set_random_seed(seed)
+    model = build_rnn_lm(vocab, 8, hidden, num_layers=num_layers, cell=cell, dropout=dropout)
+    # Larger logits than the default init, so sampling is far from uniform.
+    dense = model.get_layer("logits")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel * 8.0, bias])
+    return model
+
+
+def markov_lm(transition: np.ndarray) -> keras.Model:
+    """A recurrent LM with ``P(next = j | current = i) = transition[i, j]``."""
+    vocab = transition.shape[0]
+    log_p = np.log(transition).astype("float32")
+    tokens = keras.Input(shape=(None,), dtype="int32")
+    x = keras.layers.Embedding(vocab, vocab, name="embedding")(tokens)
+    x = keras.layers.SimpleRNN(vocab, activation="linear", return_sequences=True, name="rnn_0")(x)
+    logits = keras.layers.Dense(vocab, name="logits")(x)
+    model = keras.Model(tokens, logits)
+    eye = np.eye(vocab, dtype="float32")
+    model.get_layer("embedding").set_weights([eye])
+    model.get_layer("rnn_0").set_weights([log_p, np.zeros_like(log_p), np.zeros(vocab, "float32")])
+    model.get_layer("logits").set_weights([eye, np.zeros(vocab, "float32")])
+    return model
+
+
+def sequence_log_prob(transition, start: int, seq) -> float:
+    log_p, current = 0.0, start
+    for token in seq:
+        log_p += float(np.log(transition[current, token]))
+        current = token
+    return log_p
+
+
+def enumerate_sequences(transition, start, length, end_token=None, length_penalty=0.0):
+    """Every continuation up to ``length`` tokens (stopping at ``end_token``),
+    with its log-probability and score, best score first."""
+    vocab = transition.shape[0]
+    out = []
+    for n in range(1, length + 1):
+        for seq in itertools.product(range(vocab), repeat=n):
+            if end_token is not None:
+                if end_token in seq[:-1]:
+                    continue
+                if n < length and seq[-1] != end_token:
+                    continue
+            elif n < length:
+                continue
+            lp = sequence_log_prob(transition, start, seq)
+            out.append((seq, lp, lp / n**length_penalty))
+    out.sort(key=lambda item: -item[2])
+    return out
+
+
+@pytest.fixture
+def char_tokenizer():
+    from seqlab.data.tokenizers import CharTokenizer
+
+    return CharTokenizer.fit("the cat sits on the mat.\nROMEO: a dog!")

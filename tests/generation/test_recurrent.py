@@ -1,0 +1,112 @@
+"""The state-carrying loop gives exactly the tokens of the naive prefix re-run."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from seqlab.errors import ConfigError
+from seqlab.generation import generate, make_step, stateful_support
+from seqlab.generation.recurrent import PrefixStep, StatefulStep
+
+from .conftest import tiny_lm
+
+PROMPT = [3, 1, 4, 1, 5]
+
+
+def seqlab_lm(cell_name, num_layers=2, vocab=12):
+    """The same LM shape with seqlab's own Recurrent layers."""
+    layers = pytest.importorskip("seqlab.layers")
+    if not hasattr(layers, "Recurrent"):
+        pytest.skip("seqlab.layers.Recurrent not available")
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(vocab, 8)(tokens)
+    for i in range(num_layers):
+        x = layers.Recurrent(
+            layers.get_cell(cell_name, 16), return_sequences=True, name=f"rnn_{i}"
+        )(x)
+    logits = keras.layers.Dense(
+        vocab, kernel_initializer=keras.initializers.RandomNormal(stddev=2.0)
+    )(x)
+    return keras.Model(tokens, logits)
+
+
+MODELS = {
+    "lstm": lambda: tiny_lm("lstm"),
+    "gru": lambda: tiny_lm("gru"),
+    "simple_rnn": lambda: tiny_lm("simple_rnn"),
+    "lstm_x2_dropout": lambda: tiny_lm("lstm", num_layers=2, dropout=0.3),
+    "gru_x2": lambda: tiny_lm("gru", num_layers=2),
+    "seqlab_lstm_x2": lambda: seqlab_lm("lstm"),
+    "seqlab_gru_x2": lambda: seqlab_lm("gru"),
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_state_carrying_equals_prefix_rerun(name):
+    model = MODELS[name]()
+    assert stateful_support(model) is None
+    options = {"seed": 11, "num_samples": 3, "strategy": "top_p", "top_p": 0.95, "temperature": 1.2}
+    fast = generate(model, PROMPT, 25, method="stateful", jit_compile=False, **options)
+    slow = generate(model, PROMPT, 25, method="naive", **options)
+    np.testing.assert_array_equal(fast, slow)
+    assert len({tuple(row) for row in fast}) > 1, "samples of one batch should differ"
+    greedy_fast = generate(
+        model, PROMPT, 25, strategy="greedy", method="stateful", jit_compile=False
+    )
+    greedy_slow = generate(model, PROMPT, 25, strategy="greedy", method="naive")
+    np.testing.assert_array_equal(greedy_fast, greedy_slow)
+
+
+def test_step_logits_match_the_full_model_at_every_position():
+    model = tiny_lm("lstm", num_layers=2)
+    tokens = np.array([PROMPT + [2, 7, 0, 9]], dtype=np.int32)
+    full = np.asarray(model(tokens))[0]
+    step = StatefulStep(model)
+    states = step.initial_states(1)
+    for t in range(tokens.shape[1]):
+        logits, states = step(tokens, t, states)
+        np.testing.assert_allclose(np.asarray(logits)[0], full[t], rtol=1e-5, atol=1e-5)
+
+
+def test_xla_loop_equals_graph_loop():
+    model = tiny_lm("gru", num_layers=2)
+    options = {"seed": 3, "num_samples": 2, "strategy": "top_k", "top_k": 4}
+    xla = generate(model, PROMPT, 30, method="stateful", jit_compile=True, **options)
+    graph = generate(model, PROMPT, 30, method="stateful", jit_compile=False, **options)
+    np.testing.assert_array_equal(xla, graph)
+
+
+def test_one_token_prompt_and_reproducible_seeds():
+    model = tiny_lm("lstm")
+    a = generate(model, [2], 40, seed=1, jit_compile=False)
+    np.testing.assert_array_equal(a, generate(model, [2], 40, seed=1, jit_compile=False))
+    assert (a != generate(model, [2], 40, seed=2, jit_compile=False)).any()
+    np.testing.assert_array_equal(a, generate(model, [2], 40, seed=1, method="naive"))
+
+
+def conv_lm(vocab=12):
+    tokens = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(vocab, 8)(tokens)
+    x = keras.layers.Conv1D(8, 3, padding="causal")(x)
+    return keras.Model(tokens, keras.layers.Dense(vocab)(x))
+
+
+def test_a_model_that_mixes_time_steps_falls_back_to_the_prefix_rerun():
+    model = conv_lm()
+    reason = stateful_support(model)
+    assert reason is not None and "Conv1D" in reason
+    with pytest.raises(ConfigError, match="cannot carry its state"):
+        make_step(model, "stateful")
+    assert isinstance(make_step(model, "auto"), PrefixStep)
+    out = generate(model, PROMPT, 10, seed=0)  # auto: naive, graph mode
+    assert out.shape == (1, 10)
+
+
+def test_unknown_method_is_a_clear_error():
+    with pytest.raises(
+        ConfigError, match="unknown method 'fast'; choose one of auto, stateful, naive"
+    ):
+        make_step(tiny_lm(), "fast")
