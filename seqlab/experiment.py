@@ -123,6 +123,15 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         log.info("model %s: %d parameters, jit_compile=%s", model.name, model.count_params(), jit)
 
         callbacks = _callbacks_from_config(cfg.get("callbacks"))
+        # --- stateful truncated BPTT (data.batching=streams, issue #4) ---
+        # States reset at each epoch start and before every evaluation pass.
+        stateful_callbacks = []
+        if data.model_kwargs.get("stateful"):
+            from seqlab.training.stateful import ResetStatesCallback
+
+            stateful_callbacks = [ResetStatesCallback()]
+            callbacks = [*stateful_callbacks, *callbacks]
+        # --- end stateful ---
         metrics_logger = MetricsLogger(
             tracker.log_metrics,
             log_every_n_steps=int(tracking.get("log_every_n_steps") or 0),
@@ -155,7 +164,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         # with the final weights; only the test split is new.
         results: dict[str, float] = dict(metrics_logger.history[-1]) if metrics_logger.history else {}
         if data.test is not None and trainer.get("test", True):
-            scores = model.evaluate(data.test, verbose=0, return_dict=True)
+            scores = model.evaluate(data.test, verbose=0, return_dict=True, callbacks=stateful_callbacks)
             results.update({f"test_{k}": float(v) for k, v in scores.items()})
         results["wall_time_s"] = time.perf_counter() - start
         tracker.log_metrics(

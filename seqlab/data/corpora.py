@@ -11,6 +11,12 @@ A corpus is found, in this order:
 Both give the same three splits as plain strings. Where the dataset defines
 its split (PTB's files, TFDS's 90/5/5 cut of Tiny Shakespeare), that split is
 used, so figures compare with the literature.
+
+``text_files`` is any folder of ``*.txt`` (or ``*.txt.gz``) files
+(``data.path``), prepared by the same TFDS builder: files named
+``train``/``valid`` (or ``validation``)/``test`` are the splits when all
+three exist; otherwise all files, in name order, are concatenated and cut
+by ``split_fractions``.
 """
 
 from __future__ import annotations
@@ -47,11 +53,70 @@ class CorpusSpec:
     split_files: dict[str, tuple[str, ...]] | None = None
     source_file: str | None = None
     split_fractions: tuple[float, float] | None = None  # (train, validation of the rest)
+    # text_files without named splits: every file, concatenated in this order.
+    all_files: tuple[str, ...] = ()
 
     def required_files(self) -> list[str]:
         if self.split_files is not None:
             return [f for files in self.split_files.values() for f in files]
+        if self.all_files:
+            return list(self.all_files)
         return [self.source_file] if self.source_file else []
+
+
+TEXT_SUFFIXES = (".txt", ".txt.gz")
+# File stems that name a split in a text_files folder.
+SPLIT_STEMS = {"train": ("train",), "validation": ("valid", "validation", "val"), "test": ("test",)}
+
+
+def _check_fractions(split_fractions) -> tuple[float, float]:
+    try:
+        train, validation = (float(v) for v in split_fractions)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"data.split_fractions must be two numbers [train, validation], got {split_fractions!r}"
+        ) from None
+    if not (0.0 < train < 1.0 and 0.0 <= validation and train + validation <= 1.0):
+        raise DataError(
+            f"data.split_fractions={list(split_fractions)!r} must be [train, validation] with "
+            "0 < train < 1 and train + validation <= 1 (the test split gets the rest), e.g. [0.9, 0.05]"
+        )
+    # CorpusSpec cuts train first, then validation as a share of the rest.
+    rest = 1.0 - train
+    return train, (validation / rest if rest > 0 else 0.0)
+
+
+def text_files_spec(folder: Path, split_fractions=(0.9, 0.05)) -> CorpusSpec:
+    """A :class:`CorpusSpec` for a folder of text files (``data=text_files``)."""
+    if not folder.is_dir():
+        raise DataNotFoundError(
+            f"data.path={str(folder)!r} is not a folder; point data.path at a folder of *.txt files"
+        )
+    files = sorted(
+        p.name for p in folder.iterdir() if p.is_file() and p.name.endswith(TEXT_SUFFIXES)
+    )
+    if not files:
+        raise DataError(
+            f"data.path={str(folder)!r} holds no text files (*.txt or *.txt.gz); put the corpus "
+            "there as .txt files (optionally train.txt / valid.txt / test.txt) or fix data.path"
+        )
+    by_stem = {}
+    for f in files:
+        stem = f[: -len(".gz")] if f.endswith(".gz") else f
+        by_stem[stem[: -len(".txt")]] = f
+    named = {
+        split: next((by_stem[s] for s in stems if s in by_stem), None)
+        for split, stems in SPLIT_STEMS.items()
+    }
+    if all(named.values()):
+        return CorpusSpec(
+            name="text_files", split_files={split: (f,) for split, f in named.items()}
+        )
+    return CorpusSpec(
+        name="text_files",
+        split_fractions=_check_fractions(split_fractions),
+        all_files=tuple(files),
+    )
 
 
 CORPORA: dict[str, CorpusSpec] = {
@@ -117,7 +182,11 @@ def split_local_files(spec: CorpusSpec, folder: Path) -> dict[str, str]:
             split: "".join(read_text(folder / f) for f in spec.split_files[split])
             for split in SPLITS
         }
-    text = read_text(folder / spec.source_file)
+    if spec.source_file is None:  # text_files without named splits: all files, in order
+        parts = [read_text(folder / f) for f in spec.all_files]
+        text = "".join(p if p.endswith("\n") or not p else p + "\n" for p in parts)
+    else:
+        text = read_text(folder / spec.source_file)
     train_frac, val_frac = spec.split_fractions
     i = int(len(text) * train_frac)
     train, rest = text[:i], text[i:]
@@ -171,9 +240,12 @@ def _builder_classes():
     return _BUILDER
 
 
-def _fingerprint(folder: Path, files: list[str]) -> str:
-    """Short hash of the files' names, sizes and mtimes: a changed copy re-prepares."""
+def _fingerprint(folder: Path, files: list[str], spec: CorpusSpec | None = None) -> str:
+    """Short hash of the files' names, sizes and mtimes (and, for a folder of
+    text files, the folder and how it is split): a changed copy re-prepares."""
     h = hashlib.sha1()
+    if spec is not None and (spec.name == "text_files" or spec != CORPORA.get(spec.name)):
+        h.update(f"{folder}|{spec!r}".encode())
     for f in sorted(files):
         st = (folder / f).stat()
         h.update(f"{f}:{st.st_size}:{int(st.st_mtime)}".encode())
@@ -196,7 +268,7 @@ def _read_tfds_text(builder_or_name, split: str, **load_kwargs) -> str:
 def load_local(spec: CorpusSpec, folder: Path, cache_dir: Path) -> TextCorpus:
     """Prepare (once) and read a local copy through :class:`LocalTextCorpus`."""
     config_cls, builder_cls = _builder_classes()
-    fingerprint = _fingerprint(folder, spec.required_files())
+    fingerprint = _fingerprint(folder, spec.required_files(), spec)
     config = config_cls(name=f"{spec.name}_{fingerprint}", spec=spec)
     builder = builder_cls(
         config=config,
@@ -226,16 +298,39 @@ def load_corpus(
     cache_dir: str | None = None,
     tfds_name: str | None = None,
     download: bool = True,
+    split_fractions=None,
 ) -> TextCorpus:
-    """Load the corpus ``name`` (a key of :data:`CORPORA`) as three text splits.
+    """Load the corpus ``name`` (a key of :data:`CORPORA`, or ``text_files``) as three text splits.
+
+    ``name="text_files"`` needs ``path`` (a folder of ``*.txt`` files) and
+    cuts it by ``split_fractions`` = ``[train, validation]`` (test gets the
+    rest; default ``[0.9, 0.05]``) unless train/valid/test files exist.
 
     Raises :class:`DataNotFoundError` naming ``SEQLAB_DATA_DIR``, every path
     tried and the TFDS name when no copy is found, and :class:`DataError`
     when the training split is empty.
     """
+    if name == "text_files":
+        if not path:
+            raise DataError(
+                "data=text_files needs data.path, a folder of *.txt files (e.g. data.path=/data/my_corpus)"
+            )
+        folder = Path(path).expanduser().resolve()
+        spec = text_files_spec(folder, split_fractions if split_fractions is not None else (0.9, 0.05))
+        cache = Path(cache_dir or default_cache_dir()).expanduser().resolve()
+        return _check_nonempty(load_local(spec, folder, cache))
     if name not in CORPORA:
-        raise DataError(f"unknown corpus data.name={name!r}; known corpora: {sorted(CORPORA)}")
+        raise DataError(
+            f"unknown corpus data.name={name!r}; known corpora: {sorted(CORPORA)} "
+            "(or data=text_files data.path=<folder of .txt files>)"
+        )
     spec = CORPORA[name]
+    if split_fractions is not None:
+        if spec.split_fractions is None:
+            raise DataError(
+                f"corpus {name!r} has fixed split files; data.split_fractions must be null for it"
+            )
+        spec = dataclasses.replace(spec, split_fractions=_check_fractions(split_fractions))
     tfds_name = tfds_name or spec.tfds_name
     cache = Path(cache_dir or default_cache_dir()).expanduser().resolve()
 
@@ -259,7 +354,9 @@ def load_corpus(
                 for split in SPLITS
             }
         except Exception as err:  # network, checksum, missing split...
-            tried.append(f"TFDS catalog {tfds_name!r} ({type(err).__name__}: {err})")
+            # TFDS errors can list the whole catalog: keep the first line.
+            first = (str(err).strip().splitlines() or [""])[0][:300]
+            tried.append(f"TFDS catalog {tfds_name!r} ({type(err).__name__}: {first})")
         else:
             return _check_nonempty(TextCorpus(name=name, source=f"TFDS {tfds_name}", **texts))
     elif tfds_name:

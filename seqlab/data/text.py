@@ -8,11 +8,15 @@ import keras
 
 from seqlab.data.bundle import DataBundle
 from seqlab.data.corpora import load_corpus
+from seqlab.data.streams import num_stream_windows, stream_dataset
 from seqlab.data.tokenizers import build_tokenizer
 from seqlab.data.windows import lm_dataset
+from seqlab.errors import ConfigError
 from seqlab.metrics import BitsPerCharacter, Perplexity
 
 log = logging.getLogger(__name__)
+
+BATCHING = ("windows", "streams")
 
 
 def lm_metrics() -> list:
@@ -41,32 +45,62 @@ def build_text_lm_data(
     download: bool = True,
     cache_dir: str | None = None,
     limit_chars: int | None = None,
+    batching: str = "windows",
+    split_fractions: list[float] | tuple[float, float] | None = None,
 ) -> DataBundle:
-    """Load corpus ``name``, fit the tokenizer on its training split, window all splits.
+    """Load corpus ``name``, fit the tokenizer on its training split, batch all splits.
 
-    Training windows are shuffled with ``seed``; validation and test windows
-    keep corpus order and the last partial batch (metrics are token-weighted,
-    so an uneven last batch is counted correctly).
+    ``batching="windows"``: independent windows; training windows are
+    shuffled with ``seed``; validation and test windows keep corpus order and
+    the last partial batch (metrics are token-weighted, so an uneven last
+    batch is counted correctly).
+
+    ``batching="streams"``: stateful truncated BPTT (:mod:`seqlab.data.streams`):
+    ``batch_size`` contiguous streams, consecutive windows continue each
+    other; validation and test cover the whole split with padded, masked
+    (sample weight 0) tails. ``model_kwargs`` then carries ``stateful=True``
+    and ``batch_size`` so the builder makes a fixed-batch stateful model.
+
+    ``name="text_files"`` reads every ``*.txt`` of the folder ``path``
+    (see :func:`seqlab.data.corpora.load_corpus`), split by file name or by
+    ``split_fractions``.
     """
     if limit_chars is not None and limit_chars <= 0:
-        from seqlab.errors import ConfigError
-
         raise ConfigError(f"data.limit_chars must be positive or null, got {limit_chars}")
+    if batching not in BATCHING:
+        raise ConfigError(f"data.batching={batching!r} is unknown; choose one of {list(BATCHING)}")
     corpus = load_corpus(
-        name, path=path, tfds_name=tfds_name, download=download, cache_dir=cache_dir
+        name,
+        path=path,
+        tfds_name=tfds_name,
+        download=download,
+        cache_dir=cache_dir,
+        split_fractions=split_fractions,
     ).truncated(limit_chars)
     tok = build_tokenizer(tokenizer, corpus.train, **(tokenizer_options or {}))
     ids = {split: tok.encode(corpus.split(split)) for split in ("train", "validation", "test")}
 
-    train = lm_dataset(ids["train"], seq_len, batch_size, shuffle=True, seed=seed, split="train")
-    validation = lm_dataset(ids["validation"], seq_len, batch_size, shuffle=False, split="validation")
-    test = (
-        lm_dataset(ids["test"], seq_len, batch_size, shuffle=False, split="test")
-        if ids["test"].size > seq_len
-        else None
-    )
-    train_windows = (ids["train"].size - 1) // seq_len
-    steps = -(-train_windows // batch_size)
+    model_kwargs = {"vocab_size": tok.vocab_size}
+    if batching == "streams":
+        train = stream_dataset(ids["train"], batch_size, seq_len, split="train")
+        validation = stream_dataset(ids["validation"], batch_size, seq_len, pad=True, split="validation")
+        test = (
+            stream_dataset(ids["test"], batch_size, seq_len, pad=True, split="test")
+            if ids["test"].size > 1
+            else None
+        )
+        steps = num_stream_windows(ids["train"].size, batch_size, seq_len)
+        model_kwargs.update(stateful=True, batch_size=batch_size)
+    else:
+        train = lm_dataset(ids["train"], seq_len, batch_size, shuffle=True, seed=seed, split="train")
+        validation = lm_dataset(ids["validation"], seq_len, batch_size, shuffle=False, split="validation")
+        test = (
+            lm_dataset(ids["test"], seq_len, batch_size, shuffle=False, split="test")
+            if ids["test"].size > seq_len
+            else None
+        )
+        train_windows = (ids["train"].size - 1) // seq_len
+        steps = -(-train_windows // batch_size)
     info = {
         "source": corpus.source,
         "vocab_size": tok.vocab_size,
@@ -81,7 +115,7 @@ def build_text_lm_data(
         train=train,
         validation=validation,
         test=test,
-        model_kwargs={"vocab_size": tok.vocab_size},
+        model_kwargs=model_kwargs,
         loss=lm_loss,
         metrics=lm_metrics,
         tokens_per_batch=batch_size * seq_len,

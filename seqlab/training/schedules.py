@@ -60,3 +60,103 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
             "warmup_steps": self.warmup_steps,
             "final_fraction": self.final_fraction,
         }
+
+
+@keras.saving.register_keras_serializable(package="seqlab")
+class WarmupLinear(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup to ``learning_rate``, then linear decay to ``final_fraction`` of it.
+
+        lr(s) = lr * (s + 1) / w                             for s < w
+        lr(s) = lr * (1 - (1 - f) p)                         p = (s - w) / (S - w)
+
+    Past ``total_steps`` the rate stays at ``f * lr``.
+    """
+
+    def __init__(self, learning_rate: float, total_steps: int, warmup_steps: int = 0, final_fraction: float = 0.0):
+        if total_steps is None or total_steps <= 0:
+            raise ConfigError(f"WarmupLinear needs total_steps > 0, got {total_steps}")
+        if warmup_steps < 0:
+            raise ConfigError(f"lr_schedule.warmup_steps must be >= 0, got {warmup_steps}")
+        if not 0.0 <= final_fraction <= 1.0:
+            raise ConfigError(f"lr_schedule.final_fraction must be in [0, 1], got {final_fraction}")
+        self.learning_rate = float(learning_rate)
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(min(warmup_steps, max(total_steps - 1, 0)))
+        self.final_fraction = float(final_fraction)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        peak = self.learning_rate
+        w = float(self.warmup_steps)
+        warm = peak * (step + 1.0) / max(w, 1.0)
+        progress = ops.clip((step - w) / max(self.total_steps - w, 1.0), 0.0, 1.0)
+        decayed = peak * (1.0 - (1.0 - self.final_fraction) * progress)
+        return ops.where(step < w, warm, decayed)
+
+    def get_config(self):
+        return {
+            "learning_rate": self.learning_rate,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "final_fraction": self.final_fraction,
+        }
+
+
+@keras.saving.register_keras_serializable(package="seqlab")
+class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Constant for ``decay_after_epochs`` epochs, then multiplied by ``factor`` every epoch.
+
+        e      = floor(step / steps_per_epoch) + 1         (epochs counted from 1)
+        lr(e)  = learning_rate * factor ** max(0, e - decay_after_epochs)
+
+    Zaremba et al.'s small PTB model: ``learning_rate=1, factor=0.5,
+    decay_after_epochs=4`` (halved from epoch 5 on); medium: ``factor=1/1.2,
+    decay_after_epochs=6``. ``steps_per_epoch`` is taken as given, else as
+    ``total_steps / epochs`` (the experiment supplies ``total_steps``; the
+    config passes ``epochs: ${trainer.epochs}``).
+    """
+
+    def __init__(
+        self,
+        learning_rate: float,
+        total_steps: int | None = None,
+        factor: float = 0.5,
+        decay_after_epochs: int = 4,
+        steps_per_epoch: int | None = None,
+        epochs: int | None = None,
+    ):
+        if not 0.0 < float(factor) <= 1.0:
+            raise ConfigError(f"lr_schedule.factor must be in (0, 1], got {factor!r}")
+        if not isinstance(decay_after_epochs, int) or decay_after_epochs < 0:
+            raise ConfigError(f"lr_schedule.decay_after_epochs must be an integer >= 0, got {decay_after_epochs!r}")
+        if steps_per_epoch is None:
+            if not total_steps or not epochs:
+                raise ConfigError(
+                    "StepDecay needs lr_schedule.steps_per_epoch, or total_steps and "
+                    "lr_schedule.epochs (e.g. epochs: ${trainer.epochs}) to derive it"
+                )
+            steps_per_epoch = int(total_steps) // int(epochs)
+        if int(steps_per_epoch) <= 0:
+            raise ConfigError(f"lr_schedule.steps_per_epoch must be positive, got {steps_per_epoch!r}")
+        self.learning_rate = float(learning_rate)
+        self.total_steps = None if total_steps is None else int(total_steps)
+        self.factor = float(factor)
+        self.decay_after_epochs = int(decay_after_epochs)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.epochs = None if epochs is None else int(epochs)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        epoch = ops.floor(step / float(self.steps_per_epoch)) + 1.0
+        exponent = ops.maximum(epoch - float(self.decay_after_epochs), 0.0)
+        return self.learning_rate * ops.power(self.factor, exponent)
+
+    def get_config(self):
+        return {
+            "learning_rate": self.learning_rate,
+            "total_steps": self.total_steps,
+            "factor": self.factor,
+            "decay_after_epochs": self.decay_after_epochs,
+            "steps_per_epoch": self.steps_per_epoch,
+            "epochs": self.epochs,
+        }

@@ -1,0 +1,124 @@
+"""Stateful truncated BPTT: stream layout, state carry and reset, exact masked evaluation."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from seqlab.data.streams import num_stream_windows, stream_arrays, stream_dataset
+from seqlab.errors import DataError
+from seqlab.metrics import Perplexity
+from seqlab.models import build_rnn_lm
+from seqlab.training.stateful import ResetStatesCallback, reset_recurrent_states
+
+
+def test_each_window_continues_where_the_previous_one_ended():
+    ids = np.arange(1000, 1000 + 203, dtype=np.int32)
+    x, y, w = stream_arrays(ids, batch_size=4, seq_len=7)
+    length = 203 // 4  # 50 tokens per stream, the last 3 tokens dropped
+    assert x.shape == y.shape == (num_stream_windows(203, 4, 7), 4, 7) == ((length - 1) // 7, 4, 7)
+    assert (w == 1).all()
+    for b in range(4):
+        stream = np.concatenate(list(x[:, b]))
+        # row b is the b-th contiguous stretch of the corpus, window after window
+        np.testing.assert_array_equal(stream, ids[b * length : b * length + stream.size])
+        np.testing.assert_array_equal(np.concatenate(list(y[:, b])), stream + 1)
+        for t in range(1, x.shape[0]):
+            assert x[t, b, 0] == y[t - 1, b, -1]
+
+
+def test_evaluation_streams_score_every_token_once_and_mask_the_padding():
+    ids = np.arange(1, 1 + 103, dtype=np.int32)  # 102 (input, next) pairs
+    x, y, w = stream_arrays(ids, batch_size=4, seq_len=10, pad=True)
+    assert x.shape == (3, 4, 10)  # streams of ceil(102 / 4) = 26 pairs, 3 windows
+    assert w.sum() == 102
+    real = w.astype(bool)
+    np.testing.assert_array_equal(np.sort(y[real]), ids[1:])
+    np.testing.assert_array_equal(y[real] - 1, x[real])  # target is the next token
+    assert (y[~real] == 0).all()
+    for b in range(4):
+        for t in range(1, 3):
+            if w[t, b, 0]:
+                assert x[t, b, 0] == y[t - 1, b, -1]
+
+
+def test_too_short_split_for_the_streams_is_a_clear_error():
+    with pytest.raises(DataError, match=r"train split has 50 tokens.*batch_size=10.*seq_len \+ 1 = 9"):
+        stream_arrays(np.arange(50), batch_size=10, seq_len=8, split="train")
+
+
+def _twin_models(vocab=13, batch=3):
+    stateful = build_rnn_lm(vocab, 6, 8, num_layers=2, stateful=True, batch_size=batch)
+    unrolled = build_rnn_lm(vocab, 6, 8, num_layers=2)
+    unrolled.set_weights(stateful.get_weights())
+    return stateful, unrolled
+
+
+def test_stateful_windows_equal_one_long_unrolled_pass_and_reset_restarts():
+    keras.utils.set_random_seed(1)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 13, size=3 * 40 + 1).astype(np.int32)
+    x, _, _ = stream_arrays(ids, batch_size=3, seq_len=8)
+    stateful, unrolled = _twin_models()
+    per_window = np.concatenate([stateful(x[t]).numpy() for t in range(len(x))], axis=1)
+    whole = unrolled(np.concatenate(list(x), axis=1)).numpy()
+    np.testing.assert_allclose(per_window, whole, rtol=1e-5, atol=1e-5)
+    # Without a reset the state carries on: window 0 now gives other outputs ...
+    assert not np.allclose(stateful(x[0]).numpy(), whole[:, :8], atol=1e-4)
+    # ... and after a reset it starts from zero again.
+    assert reset_recurrent_states(stateful) == 2
+    np.testing.assert_allclose(stateful(x[0]).numpy(), whole[:, :8], rtol=1e-5, atol=1e-5)
+
+
+def test_stateful_evaluation_is_the_exact_token_weighted_perplexity_every_time():
+    keras.utils.set_random_seed(2)
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, 13, size=95).astype(np.int32)  # 94 pairs over 3 streams: padded tail
+    stateful, unrolled = _twin_models()
+    stateful.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=[Perplexity()])
+    ds = stream_dataset(ids, 3, 8, pad=True)
+    reset = [ResetStatesCallback()]
+    first = stateful.evaluate(ds, verbose=0, return_dict=True, callbacks=reset)["perplexity"]
+    second = stateful.evaluate(ds, verbose=0, return_dict=True, callbacks=reset)["perplexity"]
+
+    # Reference: each stream in one unrolled pass, cross-entropy of every real pair.
+    length = math.ceil(94 / 3)
+    nats = []
+    for b in range(3):
+        inputs = ids[b * length : min((b + 1) * length, 94)]
+        targets = ids[b * length + 1 : min((b + 1) * length, 94) + 1]
+        logits = unrolled(inputs[None]).numpy()[0]
+        logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(-1, keepdims=True)
+        nats.extend(-logp[np.arange(len(targets)), targets])
+    assert len(nats) == 94
+    expected = math.exp(np.mean(nats))
+    assert first == pytest.approx(expected, rel=1e-5)
+    assert second == pytest.approx(first, rel=1e-6)  # reset before each pass
+
+
+def test_a_uniform_model_scores_perplexity_equal_to_the_vocabulary_size():
+    vocab = 11
+    model = build_rnn_lm(vocab, 4, 5, stateful=True, batch_size=4)
+    logits_layer = model.get_layer("logits")
+    logits_layer.set_weights([np.zeros_like(w) for w in logits_layer.get_weights()])
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=[Perplexity()])
+    ids = np.random.default_rng(3).integers(0, vocab, size=77).astype(np.int32)
+    scores = model.evaluate(stream_dataset(ids, 4, 6, pad=True), verbose=0, return_dict=True)
+    assert scores["perplexity"] == pytest.approx(vocab, rel=1e-5)
+
+
+def test_streams_batching_makes_a_stateful_model_from_the_data_bundle(data_dir):
+    from seqlab.data.text import build_text_lm_data
+
+    bundle = build_text_lm_data(
+        "tiny_shakespeare", batch_size=4, seq_len=16, limit_chars=5000, batching="streams", download=False
+    )
+    assert bundle.model_kwargs == {"vocab_size": bundle.tokenizer.vocab_size, "stateful": True, "batch_size": 4}
+    assert bundle.steps_per_epoch == (bundle.info["train_tokens"] // 4 - 1) // 16
+    x, y = next(iter(bundle.train))
+    assert x.shape == (4, 16)
+    xv, yv, wv = next(iter(bundle.validation))
+    assert xv.shape == wv.shape == (4, 16)
+    total = sum(float(w.numpy().sum()) for _, _, w in bundle.validation)
+    assert total == bundle.info["validation_tokens"] - 1
