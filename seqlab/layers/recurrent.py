@@ -40,6 +40,10 @@ from keras import ops
 # alias for it in Keras 3.
 from keras.src.backend import rnn as _backend_rnn
 
+# Stateful state variables are not weights (not saved, not in get_weights), as
+# in keras.layers.RNN.
+from keras.src.utils.tracking import no_automatic_dependency_tracking
+
 logger = logging.getLogger("seqlab.layers")
 
 _IMPLEMENTATIONS = ("auto", "fast", "generic")
@@ -191,16 +195,20 @@ class Recurrent(keras.layers.Layer):
                         "Input a batch_shape=(batch, time, features). Got shape "
                         f"{tuple(sequences_shape)}."
                     )
-                self.states = [
-                    keras.Variable(
-                        ops.zeros((sequences_shape[0], s)),
-                        trainable=False,
-                        dtype=self.variable_dtype,
-                        name=f"rnn_state_{i}",
-                    )
-                    for i, s in enumerate(self.state_size)
-                ]
+                self._create_state_variables(sequences_shape[0])
         self.built = True
+
+    @no_automatic_dependency_tracking
+    def _create_state_variables(self, batch_size):
+        self.states = [
+            keras.Variable(
+                ops.zeros((batch_size, s)),
+                trainable=False,
+                dtype=self.variable_dtype,
+                name=f"rnn_state_{i}",
+            )
+            for i, s in enumerate(self.state_size)
+        ]
 
     def reset_state(self):
         if self.states is not None:
