@@ -41,6 +41,8 @@ from __future__ import annotations
 import csv
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -212,6 +214,10 @@ class TimeGradientMonitor(DiagnosticCallback):
         self.curves: dict[tuple[str, int], np.ndarray] = {}
         self._fns: dict[str, Callable] = {}
         self._last_probe_step: int | None = None
+        # Plots are drawn on one worker thread (matplotlib costs more than the
+        # probe); the main thread logs each finished file at the next step.
+        self._plotter: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
 
     def set_probe(self, inputs, targets) -> None:
         """Use this batch (e.g. without a run context in a plain ``model.fit``)."""
@@ -275,14 +281,27 @@ class TimeGradientMonitor(DiagnosticCallback):
             if self.log_all_probes:
                 self._log_curve(f"grad_time/{name}/step{step}", g)
             if self.plot and self.output_dir is not None:
-                path = plot_time_gradients(
+                self._plot_later(
                     {f"step {step}": g},
                     self.output_dir / "plots" / f"grad_time_{name}_step{step}.png",
                     f"{self.model.name}/{name}: per-time-step gradient at training step {step}",
                 )
-                self.log_artifact(path, "plots")
         self._last_probe_step = step
         return out
+
+    def _plot_later(self, curves, path: Path, title: str) -> None:
+        if self._plotter is None:
+            self._plotter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqlab-plots")
+        self._pending.append(self._plotter.submit(plot_time_gradients, curves, path, title))
+
+    def _log_finished_plots(self, wait: bool = False) -> None:
+        still = []
+        for future in self._pending:
+            if wait or future.done():
+                self.log_artifact(future.result(), "plots")
+            else:
+                still.append(future)
+        self._pending = still
 
     def metric_steps(self, length: int) -> list[int]:
         """The time steps whose value is logged as a metric point."""
@@ -297,6 +316,8 @@ class TimeGradientMonitor(DiagnosticCallback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.global_step += 1
+        if self._pending:
+            self._log_finished_plots()
         s = self.global_step
         if s in self.steps or (self.every_n_steps and s % self.every_n_steps == 0):
             self.measure(s)
@@ -321,9 +342,12 @@ class TimeGradientMonitor(DiagnosticCallback):
                     writer.writerow([t, *(f"{c[t]:.6e}" for c in columns)])
             self.log_artifact(table, "grad_time")
             if self.plot:
-                path = plot_time_gradients(
+                self._plot_later(
                     {f"step {s}": self.curves[(name, s)] for s in probes},
                     self.output_dir / "plots" / f"grad_time_{name}.png",
                     f"{self.model.name}/{name}: per-time-step gradient",
                 )
-                self.log_artifact(path, "plots")
+        self._log_finished_plots(wait=True)
+        if self._plotter is not None:
+            self._plotter.shutdown(wait=True)
+            self._plotter = None
