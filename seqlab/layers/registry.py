@@ -33,8 +33,10 @@ def get_cell(name: str, units: int, **options):
     """A new cell registered as ``name`` with ``units`` and ``options``.
 
     ``options`` override the defaults the name implies (``gru_cho`` is
-    ``GRUCell(reset_after=False)``). Unknown names raise ``ValueError``
-    listing the known ones.
+    ``GRUCell(reset_after=False)``). The cell is named ``{name}_cell`` unless
+    ``options`` name it, as Keras names the cells of its layers, so weight
+    paths read ``rnn_0/lstm_cell/kernel`` like those of ``keras.layers.LSTM``.
+    Unknown names raise ``ValueError`` listing the known ones.
     """
     if name not in CELLS:
         raise ValueError(
@@ -42,4 +44,4 @@ def get_cell(name: str, units: int, **options):
             "(or register a new one in seqlab/layers/registry.py)."
         )
     cls, defaults = CELLS[name]
-    return cls(units, **{**defaults, **options})
+    return cls(units, **{"name": f"{name}_cell", **defaults, **options})

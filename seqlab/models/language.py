@@ -13,16 +13,20 @@ from collections.abc import Mapping
 import keras
 
 from seqlab.errors import ConfigError
+from seqlab.layers import CELLS, Recurrent, get_cell
 from seqlab.models.regularization import LockedDropout, OutputBias
 
-# Keras built-in recurrent layers by cell name. The seqlab cell library
-# registers its own cells in ``seqlab.layers``; until a name is found there the
-# built-in is used.
+# Cell names resolve to seqlab's own cells (``seqlab.layers.CELLS``: simple_rnn,
+# lstm, gru, gru_cho, peephole_lstm, layernorm_lstm) run by
+# ``seqlab.layers.Recurrent``. The ``keras_*`` names pick Keras' built-in layers,
+# for comparisons.
 _BUILTIN_LAYERS = {
-    "lstm": keras.layers.LSTM,
-    "gru": keras.layers.GRU,
-    "simple_rnn": keras.layers.SimpleRNN,
+    "keras_lstm": keras.layers.LSTM,
+    "keras_gru": keras.layers.GRU,
+    "keras_simple_rnn": keras.layers.SimpleRNN,
 }
+# Options of the sequence layer (the rest of a cell spec goes to the cell).
+_LAYER_OPTIONS = ("return_sequences", "return_state", "go_backwards", "stateful", "implementation")
 
 
 def _split_cell(cell: str | Mapping) -> tuple[str, dict]:
@@ -44,14 +48,32 @@ def _check_positive(**values):
 
 
 def recurrent_layer(cell: str | Mapping, units: int, *, name: str | None = None, **kwargs):
-    """A sequence layer for ``cell`` with ``units``, returning sequences."""
+    """A sequence layer for ``cell`` with ``units``, returning sequences.
+
+    ``cell`` is a name or ``{"name": ..., **options}``. seqlab cell names
+    (``seqlab.layers.CELLS``) give ``seqlab.layers.Recurrent(get_cell(name,
+    units, **cell options))``; ``keras_lstm`` / ``keras_gru`` /
+    ``keras_simple_rnn`` give the Keras built-in layer with the options, for
+    comparisons. Options named in ``_LAYER_OPTIONS`` (``stateful``,
+    ``go_backwards``, ``implementation``, ...) go to the sequence layer, the
+    others to the cell; ``kwargs`` override the spec's options.
+    """
     cell_name, options = _split_cell(cell)
     options = {**options, **kwargs}
-    if cell_name not in _BUILTIN_LAYERS:
+    if cell_name in _BUILTIN_LAYERS:
+        options.setdefault("return_sequences", True)
+        return _BUILTIN_LAYERS[cell_name](units, name=name, **options)
+    if cell_name not in CELLS:
         raise ConfigError(
-            f"unknown model.cell {cell_name!r}; choose one of {sorted(_BUILTIN_LAYERS)}"
+            f"unknown model.cell {cell_name!r}; choose one of "
+            f"{sorted(CELLS) + sorted(_BUILTIN_LAYERS)}"
         )
-    return _BUILTIN_LAYERS[cell_name](units, return_sequences=True, name=name, **options)
+    layer_options = {k: options.pop(k) for k in _LAYER_OPTIONS if k in options}
+    layer_options.setdefault("return_sequences", True)
+    try:
+        return Recurrent(get_cell(cell_name, units, **options), name=name, **layer_options)
+    except ValueError as err:
+        raise ConfigError(f"model.cell {cell_name!r}: {err}") from err
 
 
 def build_rnn_lm(
@@ -70,6 +92,7 @@ def build_rnn_lm(
     init_scale: float | None = None,
     stateful: bool = False,
     batch_size: int | None = None,
+    residual: bool = False,
 ) -> keras.Model:
     """A token-level recurrent language model returning logits ``[B, T, vocab]``.
 
@@ -78,7 +101,10 @@ def build_rnn_lm(
         embedding_dim: width of the token embedding.
         hidden_size: units of every recurrent layer.
         num_layers: number of stacked recurrent layers.
-        cell: ``"lstm"``, ``"gru"``, ``"simple_rnn"`` or ``{"name": ..., **cell options}``.
+        cell: a cell name (``seqlab.layers.CELLS``: ``simple_rnn``, ``lstm``, ``gru``,
+            ``gru_cho``, ``peephole_lstm``, ``layernorm_lstm``; or ``keras_lstm``,
+            ``keras_gru``, ``keras_simple_rnn`` for Keras' built-ins) or
+            ``{"name": ..., **cell options}``.
         dropout: dropout rate after the embedding, between layers and before the
             output projection (0 disables it).
         name: the Keras model name.
@@ -97,6 +123,12 @@ def build_rnn_lm(
             contiguous streams, ``data.batching=streams``); needs ``batch_size``,
             which fixes the model's batch dimension.
         batch_size: the fixed batch size of a stateful model.
+        residual: add each recurrent layer's input to its output where the
+            widths match (every layer after the first; the first too when
+            ``embedding_dim == hidden_size``), layers ``residual_{i}``. The
+            model stays causal; there is no ``bidirectional`` option here, as a
+            bidirectional LM would see the tokens it predicts (use
+            ``seqlab.layers.recurrent_stack`` for encoders/classifiers).
     """
     _check_positive(
         vocab_size=vocab_size,
@@ -143,6 +175,7 @@ def build_rnn_lm(
         embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding", **embedding_init)
     x = embedding(tokens)
     for i in range(num_layers):
+        layer_input = x
         rate = embedding_dropout if i == 0 else dropout
         if rate:
             x = drop(rate, f"dropout_{i}")(x)
@@ -152,6 +185,8 @@ def build_rnn_lm(
         if stateful:
             layer_kwargs["stateful"] = True
         x = recurrent_layer(cell, hidden_size, name=f"rnn_{i}", **layer_kwargs)(x)
+        if residual and layer_input.shape[-1] == hidden_size:
+            x = keras.layers.Add(name=f"residual_{i}")([layer_input, x])
     if output_dropout:
         x = drop(output_dropout, "dropout_out")(x)
     if tie_weights:
