@@ -34,7 +34,9 @@ input bias, row 1 recurrent bias). The GRU update is
 Semantics shared by all kinds (those of ``keras.layers.RNN``):
 
 * ``mask`` [B, T] (bool): on a masked step the state is carried through
-  unchanged and the output equals the carried ``h``;
+  unchanged and the output equals the previous output, i.e. the carried
+  ``h`` once a step has been valid and 0 before the first valid step (Keras
+  starts the previous output at zero, also when ``h0`` is not zero);
 * ``input_dropout_mask`` [B, D] multiplies ``x`` at every step before the
   projection; ``recurrent_dropout_mask`` [B, H] multiplies ``h_{t-1}`` before
   ``h U`` (the same mask for every gate). The GRU update
@@ -59,6 +61,10 @@ __all__ = ["lstm", "gru", "simple_rnn", "peephole_lstm", "supports", "run", "LOO
 # "scan" (tf.scan). Module-level so the benchmark can compare both.
 LOOP = "while"
 
+
+# Plain Python control flow only: keep AutoGraph from rewriting the kernels
+# when they are called inside a tf.function.
+_no_autograph = tf.autograph.experimental.do_not_convert
 
 # --------------------------------------------------------------------------
 # loop helper
@@ -85,7 +91,8 @@ def _loop(step, n, seqs, carry, out_like, reverse=False):
         init = (carry, tuple(tf.zeros_like(o) for o in out_like))
 
         def fn(acc, xs):
-            return step(list(xs), acc[0])
+            new_carry, outs = step(list(xs), acc[0])
+            return tuple(new_carry), tuple(outs)
 
         new_carry, outs = tf.scan(fn, tuple(seqs), initializer=init, reverse=reverse)
         last = 0 if reverse else -1
@@ -477,7 +484,17 @@ def _rmask(rm, dtype):
     return None if rm is None else tf.cast(tf.convert_to_tensor(rm), dtype)
 
 
-def _batch_major(hs):
+def _batch_major(hs, m=None):
+    """Time-major states [T,B,H] -> batch-major outputs [B,T,H].
+
+    With a mask, Keras' RNN emits at a masked step the previous *output*,
+    which starts at zero: before the first unmasked step (in processing
+    order) the output is 0, after it the carried h. So outputs are the states
+    zeroed where no step has been valid yet.
+    """
+    if m is not None:
+        seen = tf.cumsum(tf.cast(m, hs.dtype), axis=0) > 0
+        hs = tf.where(seen, hs, tf.zeros_like(hs))
     return tf.transpose(hs, [1, 0, 2])
 
 
@@ -489,6 +506,7 @@ def _ifco_to_ifoc(w):
     return tf.concat([i, f, o, c], axis=-1)
 
 
+@_no_autograph
 def lstm(inputs, kernel, recurrent_kernel, bias=None, h0=None, c0=None, mask=None,
          input_dropout_mask=None, recurrent_dropout_mask=None, go_backwards=False):
     """Fused LSTM (Keras gate order i, f, c, o).
@@ -506,9 +524,10 @@ def lstm(inputs, kernel, recurrent_kernel, bias=None, h0=None, c0=None, mask=Non
         xw, _ifco_to_ifoc(_cast(recurrent_kernel, dt)), h0, c0, m,
         _rmask(recurrent_dropout_mask, dt),
     )
-    return _batch_major(hs), h_t, c_t
+    return _batch_major(hs, m), h_t, c_t
 
 
+@_no_autograph
 def peephole_lstm(inputs, kernel, recurrent_kernel, bias, peephole_i, peephole_f,
                   peephole_o, h0=None, c0=None, mask=None, input_dropout_mask=None,
                   recurrent_dropout_mask=None, go_backwards=False):
@@ -527,9 +546,10 @@ def peephole_lstm(inputs, kernel, recurrent_kernel, bias, peephole_i, peephole_f
         xw, _cast(recurrent_kernel, dt), h0, c0, m, _rmask(recurrent_dropout_mask, dt),
         peephole=(p_if, _cast(peephole_o, dt)),
     )
-    return _batch_major(hs), h_t, c_t
+    return _batch_major(hs, m), h_t, c_t
 
 
+@_no_autograph
 def gru(inputs, kernel, recurrent_kernel, bias=None, h0=None, mask=None,
         input_dropout_mask=None, recurrent_dropout_mask=None, go_backwards=False,
         reset_after=True):
@@ -561,9 +581,10 @@ def gru(inputs, kernel, recurrent_kernel, bias=None, h0=None, mask=None,
         xw, _cast(recurrent_kernel, dt), bh, h0, m, _rmask(recurrent_dropout_mask, dt),
         reset_after,
     )
-    return _batch_major(hs), h_t
+    return _batch_major(hs, m), h_t
 
 
+@_no_autograph
 def simple_rnn(inputs, kernel, recurrent_kernel, bias=None, h0=None, mask=None,
                input_dropout_mask=None, recurrent_dropout_mask=None, go_backwards=False,
                activation="tanh"):
@@ -584,7 +605,7 @@ def simple_rnn(inputs, kernel, recurrent_kernel, bias=None, h0=None, mask=None,
     hs, h_t = _simple_recurrence(
         xw, _cast(recurrent_kernel, dt), h0, m, _rmask(recurrent_dropout_mask, dt), activation
     )
-    return _batch_major(hs), h_t
+    return _batch_major(hs, m), h_t
 
 
 # --------------------------------------------------------------------------
@@ -663,6 +684,7 @@ def supports(cell) -> tuple[bool, str]:
     return True, ""
 
 
+@_no_autograph
 def run(cell, inputs, initial_state, mask=None, input_dropout_mask=None,
         recurrent_dropout_mask=None, go_backwards=False):
     """Run a supported seqlab cell fused over ``inputs`` [B,T,D].

@@ -1,0 +1,387 @@
+"""Training throughput of recurrent char-LMs: seqlab fused kernels vs Keras vs PyTorch.
+
+Model (every row): Embedding(65 -> 64) -> recurrent(H) -> Dense(65), Adam,
+sparse softmax cross-entropy on logits, batch 64, sequence 128, float32 (the
+defaults). All rows run side by side in one process on the same random token
+batch; each row reports the median of ``--steps`` timed training steps after
+``--warmup`` untimed ones.
+
+Rows:
+  fast_lstm, fast_gru, fast_gru_before (reset_after=False), fast_peephole,
+  fast_simple      seqlab.layers.fast_rnn (tf.function graph and/or XLA)
+  keras_lstm, keras_gru   keras.layers.LSTM / GRU (reset_after=True)
+  torch_lstm, torch_gru   torch.nn.LSTM / nn.GRU (skipped when torch is absent)
+
+Columns: tokens/s (median over ``--rounds`` interleaved rounds of ``--steps``
+timed steps, so that load drifts on a shared machine hit all rows alike);
+GFLOP/s (matmul FLOPs of forward + backward, counted as 3x the forward
+2*(D+H)*G*H + 2*H*V per token); % of the measured 2048^2 fp32 tf.matmul
+peak; peak memory of one training step (peak RSS growth above the RSS before
+the step, sampled every 1 ms, in a fresh subprocess per row with glibc's
+MALLOC_MMAP_THRESHOLD_ fixed so freed blocks return to the OS: the same
+method for TF and torch; TF's allocator statistics miss the TensorList
+accumulators of graph-mode while-loop gradients, so they are not used);
+ratio to the Keras built-in of the same cell in the same mode (torch rows:
+to Keras graph mode).
+
+    python experiments/throughput/benchmark.py                 # the default table
+    python experiments/throughput/benchmark.py --quick         # smoke run
+    python experiments/throughput/benchmark.py --cells fast_lstm,torch_lstm \
+        --hidden 256,512,1024 --seq 64,256 --steps 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+CELL_CHOICES = [
+    "fast_lstm", "fast_gru", "fast_gru_before", "fast_peephole", "fast_simple",
+    "keras_lstm", "keras_gru", "torch_lstm", "torch_gru",
+]
+GATES = {"lstm": 4, "peephole": 4, "gru": 3, "gru_before": 3, "simple": 1}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--cells", default=",".join(CELL_CHOICES),
+                   help="comma-separated rows, from: " + ", ".join(CELL_CHOICES))
+    p.add_argument("--modes", default="graph,xla", help="graph and/or xla (TF rows)")
+    p.add_argument("--hidden", default="512", help="comma-separated hidden sizes")
+    p.add_argument("--seq", default="128", help="comma-separated sequence lengths")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--embedding", type=int, default=64)
+    p.add_argument("--vocab", type=int, default=65)
+    p.add_argument("--steps", type=int, default=10, help="timed steps per row")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps per row")
+    p.add_argument("--loop", default="while", choices=["while", "scan"],
+                   help="fast_rnn.LOOP: tf.while_loop+TensorArray or tf.scan")
+    p.add_argument("--inter-op", type=int, default=0, help="TF inter-op threads (0: TF default)")
+    p.add_argument("--intra-op", type=int, default=0,
+                   help="TF intra-op threads (0: TF default); torch uses the same count "
+                        "(0: os.cpu_count())")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds over all rows, each timing --steps steps per row")
+    p.add_argument("--no-memory", dest="memory", action="store_false",
+                   help="skip the per-row memory measurement (one subprocess per row)")
+    p.add_argument("--memory-row", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: hidden 64, seq 16, batch 8, 2 timed steps")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.hidden, args.seq, args.batch, args.steps, args.warmup = "64", "16", 8, 2, 1
+        args.rounds = 1
+    args.cells = [c for c in args.cells.split(",") if c]
+    bad = [c for c in args.cells if c not in CELL_CHOICES]
+    if bad:
+        p.error(f"unknown --cells {bad}; choose from {CELL_CHOICES}")
+    args.modes = [m for m in args.modes.split(",") if m]
+    args.hidden = [int(h) for h in args.hidden.split(",")]
+    args.seq = [int(s) for s in args.seq.split(",")]
+    return args
+
+
+def flops_per_token(kind, d, h, v):
+    return 3 * (2 * (d + h) * GATES[kind] * h + 2 * h * v)
+
+
+# ------------------------------------------------------------------ TensorFlow
+
+
+def tf_setup(args):
+    import tensorflow as tf
+
+    if args.inter_op:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
+    if args.intra_op:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
+    return tf
+
+
+def matmul_peak(tf, n=2048, reps=10):
+    a = tf.random.normal([n, n])
+    f = tf.function(lambda x: tf.matmul(x, x))
+    f(a).numpy()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        f(a).numpy()
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def make_fast_layer(kind, units):
+    import keras
+
+    from seqlab.layers import fast_rnn
+
+    class FastRecurrent(keras.layers.Layer):
+        """Minimal benchmark wrapper: Keras-cell weights, fused fast_rnn call."""
+
+        def build(self, input_shape):
+            d, g = input_shape[-1], GATES[kind]
+            self.kernel = self.add_weight(shape=(d, g * units), initializer="glorot_uniform",
+                                          name="kernel")
+            self.recurrent_kernel = self.add_weight(
+                shape=(units, g * units), initializer="orthogonal", name="recurrent_kernel")
+            bshape = (2, g * units) if kind == "gru" else (g * units,)
+            self.bias = self.add_weight(shape=bshape, initializer="zeros", name="bias")
+            if kind == "peephole":
+                self.peep = [self.add_weight(shape=(units,), initializer="zeros", name=f"p_{n}")
+                             for n in "ifo"]
+
+        def call(self, x):
+            w = (x, self.kernel, self.recurrent_kernel, self.bias)
+            if kind == "lstm":
+                return fast_rnn.lstm(*w)[0]
+            if kind == "peephole":
+                return fast_rnn.peephole_lstm(*w, *self.peep)[0]
+            if kind in ("gru", "gru_before"):
+                return fast_rnn.gru(*w, reset_after=kind == "gru")[0]
+            return fast_rnn.simple_rnn(*w)[0]
+
+    return FastRecurrent()
+
+
+def build_tf_row(tf, args, cell, mode, hidden, seq, x, y):
+    """Build the model and its compiled train step; returns ``step() -> loss``."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    impl, kind = cell.split("_", 1)
+    if impl == "fast":
+        rnn = make_fast_layer(kind, hidden)
+    elif kind == "lstm":
+        rnn = keras.layers.LSTM(hidden, return_sequences=True)
+    else:
+        rnn = keras.layers.GRU(hidden, return_sequences=True, reset_after=True)
+    model = keras.Sequential([
+        keras.layers.Embedding(args.vocab, args.embedding),
+        rnn,
+        keras.layers.Dense(args.vocab),
+    ])
+    model.build((args.batch, seq))
+    opt = keras.optimizers.Adam(1e-3)
+    opt.build(model.trainable_variables)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function(jit_compile=(mode == "xla"))
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply(grads, model.trainable_variables)
+        return loss
+
+    return lambda: float(train_step(x, y).numpy())
+
+
+# ------------------------------------------------------------------ torch
+
+
+class RssPeak:
+    """Peak resident set size above the start, sampled by a thread."""
+
+    def __init__(self, interval=0.002):
+        import psutil
+
+        self.proc = psutil.Process()
+        self.interval = interval
+
+    def __enter__(self):
+        self.start = self.peak = self.proc.memory_info().rss
+        self.stop = False
+
+        def sample():
+            while not self.stop:
+                self.peak = max(self.peak, self.proc.memory_info().rss)
+                time.sleep(self.interval)
+
+        self.thread = threading.Thread(target=sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop = True
+        self.thread.join()
+
+    @property
+    def delta(self):
+        return self.peak - self.start
+
+
+def build_torch_row(torch, args, cell, hidden, seq, x_np, y_np):
+    """The same model in torch; returns ``step() -> loss``."""
+    nn = torch.nn
+    torch.manual_seed(0)
+    rnn_cls = nn.LSTM if cell == "torch_lstm" else nn.GRU
+
+    class LM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(args.vocab, args.embedding)
+            self.rnn = rnn_cls(args.embedding, hidden, batch_first=True)
+            self.fc = nn.Linear(hidden, args.vocab)
+
+        def forward(self, x):
+            return self.fc(self.rnn(self.emb(x))[0])
+
+    model = LM()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.from_numpy(x_np).long()
+    y = torch.from_numpy(y_np).long()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits.reshape(-1, args.vocab), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+# ------------------------------------------------------------------ memory
+
+
+def memory_of_row(args, cell, mode, hidden, seq):
+    """Peak RSS growth during one training step, measured in a fresh process.
+
+    The child runs with glibc ``MALLOC_MMAP_THRESHOLD_`` fixed at 128 KiB so
+    that freed large blocks go back to the OS and RSS follows live memory; it
+    samples RSS every 1 ms during 2 steps after 2 warm-up steps and prints the
+    largest (peak - RSS before the step) in bytes. Same method for TF and torch.
+    """
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", TF_CPP_MIN_LOG_LEVEL="3")
+    cmd = [sys.executable, os.path.abspath(__file__), "--memory-row", f"{cell}:{mode}",
+           "--hidden", str(hidden), "--seq", str(seq), "--batch", str(args.batch),
+           "--embedding", str(args.embedding), "--vocab", str(args.vocab),
+           "--loop", args.loop, "--inter-op", str(args.inter_op),
+           "--intra-op", str(args.intra_op)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("MEMORY ")]
+    if out.returncode != 0 or not lines:
+        return float("nan")
+    return float(lines[-1].split()[1])
+
+
+def memory_child(args):
+    cell, mode = args.memory_row.split(":")
+    hidden, seq = args.hidden[0], args.seq[0]
+    x_np, y_np = make_batch(args, seq)
+    if cell.startswith("torch"):
+        import torch
+
+        torch.set_num_threads(args.intra_op or os.cpu_count())
+        step = build_torch_row(torch, args, cell, hidden, seq, x_np, y_np)
+    else:
+        tf = tf_setup(args)
+        from seqlab.layers import fast_rnn
+
+        fast_rnn.LOOP = args.loop
+        step = build_tf_row(tf, args, cell, mode, hidden, seq, tf.constant(x_np),
+                            tf.constant(y_np))
+    step()
+    step()
+    worst = 0
+    for _ in range(2):
+        with RssPeak(interval=0.001) as mem:
+            step()
+        worst = max(worst, mem.delta)
+    print(f"MEMORY {worst}")
+
+
+# ------------------------------------------------------------------ main
+
+
+def make_batch(args, seq):
+    import numpy as np
+
+    rng = np.random.default_rng(seq)
+    x = rng.integers(0, args.vocab, (args.batch, seq)).astype(np.int32)
+    y = rng.integers(0, args.vocab, (args.batch, seq)).astype(np.int32)
+    return x, y
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.memory_row:
+        return memory_child(args)
+    tf = tf_setup(args)
+    import keras
+
+    from seqlab.layers import fast_rnn
+
+    fast_rnn.LOOP = args.loop
+    try:
+        import torch
+
+        torch.set_num_threads(args.intra_op or os.cpu_count())
+    except ImportError:
+        torch = None
+
+    peak = matmul_peak(tf)
+    print(f"TF {tf.__version__}, Keras {keras.__version__}, "
+          f"torch {torch.__version__ if torch else 'absent'}, {os.cpu_count()} CPUs, "
+          f"TF inter_op={tf.config.threading.get_inter_op_parallelism_threads()} "
+          f"intra_op={tf.config.threading.get_intra_op_parallelism_threads()} (0 = TF default), "
+          f"torch threads={torch.get_num_threads() if torch else '-'}, "
+          f"fast_rnn.LOOP={args.loop}, {args.rounds} rounds x {args.steps} timed steps")
+    print(f"2048^2 fp32 tf.matmul peak: {peak:.0f} GFLOP/s (measured before the rows)")
+    header = (f"{'H':>5} {'T':>4} {'row':<16} {'mode':<6} {'tokens/s':>9} {'GFLOP/s':>8} "
+              f"{'%peak':>6} {'mem MiB':>8} {'vs keras':>8} {'loss':>7}")
+    for hidden in args.hidden:
+        for seq in args.seq:
+            x_np, y_np = make_batch(args, seq)
+            x, y = tf.constant(x_np), tf.constant(y_np)
+            rows = []
+            for cell in args.cells:
+                if cell.startswith("torch"):
+                    if torch is None:
+                        print(f"{cell}: skipped, torch is not installed")
+                        continue
+                    rows.append((cell, "eager"))
+                else:
+                    rows.extend((cell, m) for m in args.modes)
+            steps = {}
+            for cell, mode in rows:  # build + warm up (tracing, XLA compilation)
+                if cell.startswith("torch"):
+                    steps[cell, mode] = build_torch_row(torch, args, cell, hidden, seq, x_np, y_np)
+                else:
+                    steps[cell, mode] = build_tf_row(tf, args, cell, mode, hidden, seq, x, y)
+                for _ in range(args.warmup):
+                    steps[cell, mode]()
+            times = {r: [] for r in rows}
+            losses = {}
+            for _ in range(args.rounds):  # interleaved, so load drifts hit all rows alike
+                for r in rows:
+                    for _ in range(args.steps):
+                        t0 = time.perf_counter()
+                        losses[r] = steps[r]()
+                        times[r].append(time.perf_counter() - t0)
+            tokens = args.batch * seq
+            tps = {r: tokens / statistics.median(t) for r, t in times.items()}
+            print("\n" + header)
+            for cell, mode in rows:
+                kind = cell.split("_", 1)[1]
+                gflops = tps[cell, mode] * flops_per_token(
+                    kind, args.embedding, hidden, args.vocab) / 1e9
+                base_kind = "gru" if "gru" in kind else ("lstm" if kind != "simple" else None)
+                base = tps.get((f"keras_{base_kind}", "graph" if mode == "eager" else mode))
+                ratio = f"{tps[cell, mode] / base:.2f}x" if base else "-"
+                mem = memory_of_row(args, cell, mode, hidden, seq) if args.memory else float("nan")
+                print(f"{hidden:>5} {seq:>4} {cell:<16} {mode:<6} {tps[cell, mode]:>9.0f} "
+                      f"{gflops:>8.1f} {100 * gflops / peak:>5.1f}% {mem / 2**20:>8.1f} "
+                      f"{ratio:>8} {losses[cell, mode]:>7.4f}", flush=True)
+            del steps
+            keras.backend.clear_session()
+
+
+if __name__ == "__main__":
+    main()
