@@ -1,22 +1,29 @@
 """One-token steps of a language model: state-carrying and naive prefix re-run.
 
-A recurrent LM is a chain ``Embedding -> [Dropout] -> RNN x L -> [Dropout] ->
-Dense``. Generating ``n`` tokens by re-running the model on the growing prefix
-costs ``O(n^2)`` cell steps; carrying the recurrent states costs ``O(n)``: the
-prompt is consumed once, and each new token is one step of every cell.
+A recurrent LM is a graph ``Embedding -> [Dropout] -> RNN x L (+ residual
+adds) -> [Dropout] -> Dense`` (or a tied output projection). Generating ``n``
+tokens by re-running the model on the growing prefix costs ``O(n^2)`` cell
+steps; carrying the recurrent states costs ``O(n)``: the prompt is consumed
+once, and each new token is one step of every cell.
 
-:class:`StatefulStep` walks the model's layers and calls, per token,
+:class:`StatefulStep` runs the model's own functional graph on a length-1
+sequence ``[B, 1]``, with two substitutions:
 
-* every per-position layer (Embedding, Dense, Dropout, LayerNormalization,
-  Activation, TimeDistributed) on a length-1 sequence ``[B, 1, ...]``;
-* every recurrent layer's **cell** directly: ``out, states = layer.cell(x_t, states)``.
+* every recurrent layer is replaced by one step of its **cell**:
+  ``out, states = layer.cell(x_t, states)``;
+* every other layer is called with ``training=False``; it must act on each
+  position independently (embeddings, dense, dropout, normalization,
+  activations, element-wise merges such as residual ``Add``, seqlab's
+  ``LockedDropout`` and ``OutputBias``), since a layer that mixes time steps
+  (a convolution, attention) would be wrong on one step.
 
 The cell protocol is the one ``keras.layers.RNN`` uses (a ``cell`` with
 ``state_size`` whose ``call(inputs, states, training)`` returns
 ``(output, new_states)``), so it covers Keras' LSTM/GRU/SimpleRNN, any
 ``keras.layers.RNN(cell)`` and seqlab's ``Recurrent(cell)`` alike; the cell
 shares the layer's weights, so nothing is copied and a model being trained is
-always sampled with its current weights.
+always sampled with its current weights. Layers with ``stateful=True`` are
+fine: the step carries its own states and leaves the layer's alone.
 
 :class:`PrefixStep` is the reference: it runs the whole model on the prefix
 ``tokens[:, :t+1]`` at each step (what any causal model supports). Both expose
@@ -33,65 +40,95 @@ from seqlab.errors import ConfigError
 
 # Layers that act on each position independently: safe to apply to one step.
 _PER_POSITION = (
-    keras.layers.Embedding,
+    keras.layers.Embedding,  # includes ReversibleEmbedding (tied output projection)
     keras.layers.Dense,
     keras.layers.EinsumDense,
-    keras.layers.Dropout,
+    keras.layers.Dropout,  # includes SpatialDropout, GaussianDropout...
+    keras.layers.GaussianNoise,
     keras.layers.LayerNormalization,
     keras.layers.Activation,
     keras.layers.TimeDistributed,
     keras.layers.Softmax,
+    keras.layers.Add,
+    keras.layers.Subtract,
+    keras.layers.Multiply,
+    keras.layers.Average,
+    keras.layers.Maximum,
+    keras.layers.Minimum,
+    keras.layers.Identity,
 )
+
+
+def _per_position_layers() -> tuple:
+    try:
+        from seqlab.models.regularization import LockedDropout, OutputBias
+    except ImportError:  # pragma: no cover - older tree
+        return _PER_POSITION
+    return (*_PER_POSITION, LockedDropout, OutputBias)
 
 
 def _is_recurrent(layer) -> bool:
     return hasattr(layer, "cell") and hasattr(layer.cell, "state_size")
 
 
-def _chain(model: keras.Model) -> list:
-    """The model's layers (input excluded) if they form a single chain, else raise."""
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    previous = None
-    for layer in layers:
-        try:
-            inbound = layer.input
-        except (AttributeError, ValueError) as err:
-            raise ConfigError(f"layer {layer.name!r} is used more than once or not at all") from err
-        if isinstance(inbound, (list, tuple, dict)):
-            raise ConfigError(f"layer {layer.name!r} has several inputs; not a chain")
-        source = getattr(inbound, "_keras_history", None)
-        source = source.operation if source is not None else None
-        if previous is not None and source is not previous:
+def _graph(model):
+    """The functional model behind ``model`` (Sequential models hold one)."""
+    graph = model
+    if isinstance(model, keras.Sequential):
+        graph = getattr(model, "_functional", None)
+    if (
+        graph is None
+        or not hasattr(graph, "_run_through_graph")
+        or not hasattr(graph, "_nodes_by_depth")
+    ):
+        raise ConfigError(f"model {model.name!r} is not a functional or built Sequential model")
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise ConfigError(f"model {model.name!r} must have one input and one output")
+    return graph
+
+
+def _nodes(graph):
+    for depth in sorted(graph._nodes_by_depth, reverse=True):
+        for node in graph._nodes_by_depth[depth]:
+            if node.operation is not None and not node.is_input:
+                yield node
+
+
+def _recurrent_layers(model) -> list:
+    """The recurrent layers in graph order; raise ConfigError if the model
+    cannot be stepped one token at a time."""
+    graph = _graph(model)
+    per_position = _per_position_layers()
+    recurrent, seen = [], set()
+    for node in _nodes(graph):
+        op = node.operation
+        name = getattr(op, "name", type(op).__name__)
+        if _is_recurrent(op):
+            if id(op) in seen:
+                raise ConfigError(f"recurrent layer {name!r} is called more than once")
+            if getattr(op, "go_backwards", False):
+                raise ConfigError(f"recurrent layer {name!r} runs backwards")
+            if getattr(op, "return_sequences", True) is False:
+                raise ConfigError(f"recurrent layer {name!r} does not return sequences")
+            seen.add(id(op))
+            recurrent.append(op)
+        elif isinstance(op, keras.layers.Concatenate) and op.axis not in (-1, 2):
+            raise ConfigError(f"layer {name!r} concatenates along axis {op.axis}, not features")
+        elif not isinstance(op, (*per_position, keras.layers.Concatenate)):
             raise ConfigError(
-                f"layer {layer.name!r} does not follow {previous.name!r}; not a chain"
+                f"layer {name!r} ({type(op).__name__}) may mix time steps; only embeddings, "
+                "dense, dropout, normalization, element-wise merges and recurrent layers "
+                "can be stepped one token at a time"
             )
-        if previous is None and not isinstance(source, (keras.layers.InputLayer, type(None))):
-            raise ConfigError(f"layer {layer.name!r} is not fed by the model input; not a chain")
-        previous = layer
-    if previous is None or model.outputs[0]._keras_history.operation is not previous:
-        raise ConfigError("the model output is not its last layer; not a chain")
-    return layers
+    return recurrent
 
 
 def stateful_support(model: keras.Model) -> str | None:
     """``None`` if :class:`StatefulStep` can run ``model``, else the reason it cannot."""
     try:
-        layers = _chain(model)
+        _recurrent_layers(model)
     except ConfigError as err:
         return str(err)
-    # A chain without recurrent layers (a bigram model) is fine too: no state.
-    for layer in layers:
-        if _is_recurrent(layer):
-            if getattr(layer, "go_backwards", False):
-                return f"recurrent layer {layer.name!r} runs backwards"
-            if getattr(layer, "return_sequences", True) is False:
-                return f"recurrent layer {layer.name!r} does not return sequences"
-        elif not isinstance(layer, _PER_POSITION):
-            return (
-                f"layer {layer.name!r} ({type(layer).__name__}) may mix time steps; "
-                "only embeddings, dense, dropout, normalization and recurrent layers "
-                "can be stepped one token at a time"
-            )
     return None
 
 
@@ -100,53 +137,59 @@ def _as_list(states) -> list:
 
 
 class StatefulStep:
-    """Advance a chain LM by one token, carrying every recurrent layer's state."""
+    """Advance an LM by one token, carrying every recurrent layer's state."""
 
     carries_state = True
 
     def __init__(self, model: keras.Model):
-        reason = stateful_support(model)
-        if reason is not None:
+        try:
+            self.recurrent = _recurrent_layers(model)
+        except ConfigError as err:
             raise ConfigError(
-                f"model {model.name!r} cannot carry its state ({reason}); use method='naive'"
-            )
+                f"model {model.name!r} cannot carry its state ({err}); use method='naive'"
+            ) from None
         self.model = model
-        self.layers = _chain(model)
+        self.graph = _graph(model)
+        self._index = {id(layer): i for i, layer in enumerate(self.recurrent)}
 
     def initial_states(self, batch_size: int):
         """Zeros for every recurrent layer: a tuple (one entry per layer) of lists."""
         states = []
-        for layer in self.layers:
-            if not _is_recurrent(layer):
-                continue
+        for layer in self.recurrent:
             cell = layer.cell
             dtype = getattr(cell, "compute_dtype", None) or "float32"
-            sizes = cell.state_size
-            init = tree.map_structure(lambda s, d=dtype: ops.zeros((batch_size, s), dtype=d), sizes)
+            init = tree.map_structure(
+                lambda s, d=dtype: ops.zeros((batch_size, s), dtype=d), cell.state_size
+            )
             states.append(_as_list(init))
         return tuple(states)
 
     def __call__(self, tokens, t, states):
         """``tokens [B, L]`` int32, position ``t`` -> logits for position ``t + 1``."""
-        x = ops.take(tokens, t, axis=1)
-        return self.step(x, states)
+        return self.step(ops.take(tokens, t, axis=1), states)
 
     def step(self, token, states):
         """``token [B]`` -> ``(logits [B, V] float32, new states)``."""
+        new_states = list(states)
+
+        def operation_fn(op):
+            i = self._index.get(id(op))
+            if i is not None:
+
+                def cell_step(sequence, *args, **kwargs):
+                    out, state = op.cell(sequence[:, 0], states[i], training=False)
+                    new_states[i] = tree.pack_sequence_as(states[i], tree.flatten(state))
+                    return ops.expand_dims(out, 1)
+
+                return cell_step
+            if getattr(op, "_call_has_training_arg", False):
+                return lambda *args, **kwargs: op(*args, **{**kwargs, "training": False})
+            return op
+
         x = ops.expand_dims(ops.cast(token, "int32"), 1)
-        new_states = []
-        i = 0
-        for layer in self.layers:
-            if _is_recurrent(layer):
-                previous = states[i]
-                out, state = layer.cell(x[:, 0], previous, training=False)
-                state = tree.pack_sequence_as(previous, tree.flatten(state))
-                new_states.append(state)
-                x = ops.expand_dims(out, 1)
-                i += 1
-            else:
-                x = layer(x, training=False)
-        return ops.cast(x[:, 0], "float32"), tuple(new_states)
+        logits = self.graph._run_through_graph(x, operation_fn=operation_fn)
+        logits = tree.flatten(logits)[0]
+        return ops.cast(logits[:, 0], "float32"), tuple(new_states)
 
 
 class PrefixStep:

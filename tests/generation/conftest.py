@@ -22,14 +22,34 @@ import pytest  # noqa: E402
 from seqlab.models.language import build_rnn_lm  # noqa: E402
 
 
-def tiny_lm(cell="lstm", num_layers=1, vocab=12, hidden=16, seed=0, dropout=0.0):
-    keras.utils.set_random_seed(seed)
-    model = build_rnn_lm(vocab, 8, hidden, num_layers=num_layers, cell=cell, dropout=dropout)
-    # Larger logits than the default init, so sampling is far from uniform.
-    dense = model.get_layer("logits")
-    kernel, bias = dense.get_weights()
-    dense.set_weights([kernel * 8.0, bias])
+def sharpen(model, factor=8.0):
+    """Scale the output weights, so sampling is far from uniform."""
+    for layer in (model.get_layer("logits"), model.get_layer("embedding")):
+        weights = layer.get_weights()
+        if len(weights) == 2 or layer.name == "embedding":
+            layer.set_weights([weights[0] * factor, *weights[1:]])
+            return model
     return model
+
+
+def tiny_lm(cell="lstm", num_layers=1, vocab=12, hidden=16, seed=0, embedding=8, **options):
+    """``build_rnn_lm`` at toy size (seqlab's cells, or ``keras_*`` built-ins)."""
+    keras.utils.set_random_seed(seed)
+    model = build_rnn_lm(vocab, embedding, hidden, num_layers=num_layers, cell=cell, **options)
+    return sharpen(model)
+
+
+def keras_lm(layer, num_layers=1, vocab=12, hidden=16, seed=0, dropout=0.0):
+    """The same shape written with Keras' own recurrent layers, independent of seqlab."""
+    keras.utils.set_random_seed(seed)
+    tokens = keras.Input(shape=(None,), dtype="int32")
+    x = keras.layers.Embedding(vocab, 8, name="embedding")(tokens)
+    for i in range(num_layers):
+        if dropout:
+            x = keras.layers.Dropout(dropout)(x)
+        x = layer(hidden, return_sequences=True, name=f"rnn_{i}")(x)
+    logits = keras.layers.Dense(vocab, name="logits")(x)
+    return sharpen(keras.Model(tokens, logits))
 
 
 def markov_lm(transition: np.ndarray) -> keras.Model:

@@ -10,37 +10,26 @@ from seqlab.errors import ConfigError
 from seqlab.generation import generate, make_step, stateful_support
 from seqlab.generation.recurrent import PrefixStep, StatefulStep
 
-from .conftest import tiny_lm
+from .conftest import keras_lm, tiny_lm
 
 PROMPT = [3, 1, 4, 1, 5]
 
 
-def seqlab_lm(cell_name, num_layers=2, vocab=12):
-    """The same LM shape with seqlab's own Recurrent layers."""
-    layers = pytest.importorskip("seqlab.layers")
-    if not hasattr(layers, "Recurrent"):
-        pytest.skip("seqlab.layers.Recurrent not available")
-    keras.utils.set_random_seed(0)
-    tokens = keras.Input((None,), dtype="int32")
-    x = keras.layers.Embedding(vocab, 8)(tokens)
-    for i in range(num_layers):
-        x = layers.Recurrent(
-            layers.get_cell(cell_name, 16), return_sequences=True, name=f"rnn_{i}"
-        )(x)
-    logits = keras.layers.Dense(
-        vocab, kernel_initializer=keras.initializers.RandomNormal(stddev=2.0)
-    )(x)
-    return keras.Model(tokens, logits)
-
-
 MODELS = {
-    "lstm": lambda: tiny_lm("lstm"),
-    "gru": lambda: tiny_lm("gru"),
+    "keras_gru": lambda: keras_lm(keras.layers.GRU),
+    "keras_simple_rnn": lambda: keras_lm(keras.layers.SimpleRNN),
+    "keras_lstm_x2_dropout": lambda: keras_lm(keras.layers.LSTM, num_layers=2, dropout=0.3),
+    "lstm_x2": lambda: tiny_lm("lstm", num_layers=2),
     "simple_rnn": lambda: tiny_lm("simple_rnn"),
-    "lstm_x2_dropout": lambda: tiny_lm("lstm", num_layers=2, dropout=0.3),
-    "gru_x2": lambda: tiny_lm("gru", num_layers=2),
-    "seqlab_lstm_x2": lambda: seqlab_lm("lstm"),
-    "seqlab_gru_x2": lambda: seqlab_lm("gru"),
+    "residual_tied_variational_dropout": lambda: tiny_lm(
+        "gru",
+        num_layers=2,
+        embedding=16,
+        residual=True,
+        tie_weights=True,
+        variational_dropout=True,
+        dropout=0.2,
+    ),
 }
 
 
@@ -60,8 +49,11 @@ def test_state_carrying_equals_prefix_rerun(name):
     np.testing.assert_array_equal(greedy_fast, greedy_slow)
 
 
-def test_step_logits_match_the_full_model_at_every_position():
-    model = tiny_lm("lstm", num_layers=2)
+@pytest.mark.parametrize(
+    "builder", [lambda: tiny_lm("lstm", num_layers=2), lambda: keras_lm(keras.layers.LSTM)]
+)
+def test_step_logits_match_the_full_model_at_every_position(builder):
+    model = builder()
     tokens = np.array([PROMPT + [2, 7, 0, 9]], dtype=np.int32)
     full = np.asarray(model(tokens))[0]
     step = StatefulStep(model)
