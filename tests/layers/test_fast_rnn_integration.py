@@ -1,0 +1,129 @@
+"""seqlab.layers.Recurrent: the fused path (fast_rnn) equals the generic path.
+
+For each seqlab cell, two ``Recurrent`` layers with the same weights, one
+``implementation="fast"`` and one ``"generic"`` (Keras' RNN loop over
+``cell.recurrent_step``, differentiated by autodiff), give equal outputs,
+final states and gradients (with a mask, an initial state, go_backwards and
+variational dropout drawn from equal seeds), and the same 20-step Adam
+training trajectory. Skipped when the recurrent layer does not exist yet or
+has no ``implementation`` argument.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+layers = pytest.importorskip("seqlab.layers")
+Recurrent = getattr(layers, "Recurrent", None)
+if Recurrent is None or "implementation" not in inspect.signature(Recurrent.__init__).parameters:
+    pytest.skip("seqlab.layers.Recurrent with an `implementation` argument does not exist yet",
+                allow_module_level=True)
+
+B, T, D, H = 3, 7, 4, 6
+TOL = 1e-5
+
+CELLS = {
+    "simple_rnn": lambda **kw: layers.SimpleRNNCell(H, **kw),
+    "lstm": lambda **kw: layers.LSTMCell(H, **kw),
+    "gru_after": lambda **kw: layers.GRUCell(H, reset_after=True, **kw),
+    "gru_before": lambda **kw: layers.GRUCell(H, reset_after=False, **kw),
+    "peephole_lstm": lambda **kw: layers.PeepholeLSTMCell(H, **kw),
+}
+
+
+def err(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
+
+
+def pair(kind, **cell_kw):
+    """A fast and a generic Recurrent over equal cells with equal weights."""
+    made = []
+    for impl in ("fast", "generic"):
+        layer = Recurrent(CELLS[kind](seed=4, **cell_kw), return_sequences=True,
+                          return_state=True, go_backwards=True, implementation=impl)
+        layer.build((B, T, D))
+        made.append(layer)
+    fast, generic = made
+    rng = np.random.default_rng(0)
+    for vf, vg in zip(fast.cell.weights, generic.cell.weights):
+        assert vf.path.split("/")[-1] == vg.path.split("/")[-1]
+        value = rng.normal(0, 0.5, vf.shape).astype("float32")
+        vf.assign(value)
+        vg.assign(value)
+    return fast, generic
+
+
+def data(rng):
+    x = tf.constant(rng.normal(0, 1, (B, T, D)), tf.float32)
+    mask = rng.random((B, T)) > 0.3
+    mask[0, -1] = False  # masked first processed step (go_backwards)
+    mask[1, :] = True
+    return x, tf.constant(mask)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.25], ids=["no-dropout", "dropout"])
+@pytest.mark.parametrize("kind", list(CELLS))
+def test_fast_equals_generic_outputs_and_gradients(kind, dropout):
+    fast, generic = pair(kind, dropout=dropout, recurrent_dropout=dropout)
+    rng = np.random.default_rng(1)
+    x, mask = data(rng)
+    n_states = 2 if kind.endswith("lstm") else 1
+    init = [tf.constant(rng.normal(0, 0.5, (B, H)), tf.float32) for _ in range(n_states)]
+    probe = tf.constant(rng.normal(0, 1, (B, T, H)), tf.float32)
+    results = []
+    for layer in (fast, generic):
+        with tf.GradientTape() as tape:
+            tape.watch([x] + init)
+            out, *states = layer(x, initial_state=init, mask=mask, training=dropout > 0)
+            loss = tf.reduce_sum(out * probe) + sum(tf.reduce_sum(s * s) for s in states)
+        grads = tape.gradient(loss, [x] + init + layer.trainable_weights)
+        results.append((out, states, grads))
+    assert fast.execution_path == "fast", fast.execution_reason
+    assert generic.execution_path == "generic"
+    (out_f, st_f, g_f), (out_g, st_g, g_g) = results
+    assert err(out_f, out_g) <= TOL
+    for a, b in zip(st_f, st_g):
+        assert err(a, b) <= TOL
+    assert len(g_f) == len(g_g)
+    for a, b in zip(g_f, g_g):
+        assert a is not None and b is not None
+        assert err(a, b) <= TOL
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru_after", "peephole_lstm"])
+def test_same_training_trajectory(kind):
+    """20 Adam steps of a small sequence regressor: equal losses and weights."""
+    rng = np.random.default_rng(2)
+    x, mask = data(rng)
+    y = tf.constant(rng.normal(0, 1, (B, T, 1)), tf.float32)
+    trajectories = []
+    for impl in ("fast", "generic"):
+        keras.utils.set_random_seed(0)
+        rnn = Recurrent(CELLS[kind](), return_sequences=True, implementation=impl)
+        head = keras.layers.Dense(1)
+        inputs = keras.Input((T, D))
+        model = keras.Model(inputs, head(rnn(inputs)))
+        opt = keras.optimizers.Adam(0.02)
+
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean((model(x, training=True) - y) ** 2)
+            grads = tape.gradient(loss, model.trainable_variables)
+            opt.apply(grads, model.trainable_variables)
+            return loss
+
+        losses = [float(step()) for _ in range(20)]
+        assert rnn.execution_path == impl
+        trajectories.append((losses, [np.asarray(v) for v in model.trainable_variables]))
+    (lf, wf), (lg, wg) = trajectories
+    assert lf[-1] < lf[0]
+    np.testing.assert_allclose(lf, lg, atol=1e-4, rtol=1e-4)
+    for a, b in zip(wf, wg):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
