@@ -1,0 +1,71 @@
+"""End to end on real PTB: word tokenizer, stateful truncated BPTT, step decay, MLflow records.
+And the BPE tokenizer through the whole experiment on Tiny Shakespeare."""
+
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from seqlab.cli import CONFIG_DIR
+from seqlab.data.tokenizers import BPETokenizer, load_tokenizer
+from seqlab.experiment import run
+from tests.e2e.helpers import TINY, all_runs, compose_cfg, store_client
+
+pytestmark = pytest.mark.slow
+
+# The published small configuration, shrunk: a slice of PTB, a tiny LSTM.
+PTB_TINY = [
+    "experiment=ptb_zaremba_small",
+    "data.limit_chars=150000",
+    "model.embedding_dim=32",
+    "model.hidden_size=32",
+    "trainer.batch_size=16",
+    "trainer.seq_len=20",
+    "trainer.epochs=2",
+    "trainer.verbose=0",
+    "lr_schedule.decay_after_epochs=1",
+    "tracking.log_every_n_steps=50",
+]
+
+
+def test_short_stateful_ptb_run_lowers_validation_perplexity(tmp_path, data_dir):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[*PTB_TINY, f"tracking.store_dir={tmp_path / 'mlruns'}",
+                                          "tracking.log_model=false"])
+    results = run(cfg, output_dir=tmp_path / "out")
+
+    client = store_client(tmp_path)
+    (r,) = all_runs(client, "language_modeling")
+    assert r.info.status == "FINISHED"
+    params = r.data.params
+    vocab = int(params["data_info.vocab_size"])
+    assert 1000 < vocab < 10000  # word types of the slice, capped by PTB's 10k
+    # words of validation never seen in the training slice are counted as OOV
+    assert 0.0 < float(params["data_info.validation_oov_rate"]) < 0.3
+    assert params["data.batching"] == "streams" and params["data.tokenizer"] == "word"
+    steps = int(params["trainer_info.steps_per_epoch"])
+    assert steps == (int(params["data_info.train_tokens"]) // 16 - 1) // 20 > 50
+
+    history = [m.value for m in client.get_metric_history(r.info.run_id, "val_perplexity")]
+    # one point per epoch, plus the final value the experiment logs at step=epochs
+    assert len(history) == 3 and history[2] == history[1]
+    assert history[1] < history[0] < vocab  # learns, well below the uniform baseline
+    assert history[1] < 0.2 * vocab
+    assert "test_perplexity" in r.data.metrics and 1.0 < r.data.metrics["test_perplexity"] < vocab
+    assert results["val_perplexity"] == pytest.approx(history[-1], rel=1e-6)
+    tok = json.loads((tmp_path / "out" / "tokenizer.json").read_text())
+    assert tok["kind"] == "word" and tok["words"][:2] == ["<unk>", "<eos>"]
+
+
+def test_bpe_tokenizer_runs_through_the_experiment(tmp_path, data_dir):
+    cfg = compose_cfg(tmp_path, "data.tokenizer=bpe", "+data.tokenizer_options.vocab_size=300",
+                      "trainer.steps_per_epoch=5", "tracking.log_model=false")
+    run(cfg, output_dir=tmp_path / "out")
+    (r,) = all_runs(store_client(tmp_path))
+    assert r.info.status == "FINISHED"
+    assert r.data.params["data_info.vocab_size"] == "300"
+    # characters of validation unseen in the 20k-character training slice are <unk>
+    assert 0.0 <= float(r.data.params["data_info.validation_oov_rate"]) < 0.05
+    tok = load_tokenizer(tmp_path / "out" / "tokenizer.json")
+    assert isinstance(tok, BPETokenizer) and tok.vocab_size == 300
+    assert TINY  # composed with the shared tiny overrides
