@@ -46,6 +46,16 @@ def _curves(client, run_id, tmp):
     return {int(c[4:]): np.asarray(data[c], dtype=np.float64) for c in cols}
 
 
+def _flow_text(g: np.ndarray | None, fallback: float) -> str:
+    """log10(g_0 / g_{T-1}); where float32 underflowed to exactly 0, say from where."""
+    if g is None:
+        return f"{fallback:.2f}"
+    if g[0] > 0:
+        return f"{math.log10(g[0] / g[-1]):.2f}"
+    k = int(np.argmax(g > 0))
+    return f"-inf (0 for t<{k}; log10 g{k}/gT-1 = {math.log10(g[k] / g[-1]):.1f})"
+
+
 def _frac(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.2f}"
 
@@ -70,12 +80,14 @@ def main():
         steps = int(m.get("global_step", 0)) or (flow[-1][0] if flow else 0)
         try:
             curves[(cell, T, clip)] = _curves(client, r.info.run_id, tmp)
-        except Exception as err:  # a failed run may have no CSV
+        except Exception as err:  # a failed or running run may have no CSV
             print(f"no curves for {r.info.run_name}: {err}")
+        c = curves.get((cell, T, clip))
         table.append({
             "cell": cell, "T": T, "clip": clip, "status": r.info.status, "steps": steps,
             "test_loss": m.get("test_loss", math.nan),
-            "flow0": flow[0][1] if flow else math.nan, "flow_end": flow[-1][1] if flow else math.nan,
+            "flow0": _flow_text(c[min(c)] if c else None, flow[0][1] if flow else math.nan),
+            "flow_end": _flow_text(c[max(c)] if c else None, flow[-1][1] if flow else math.nan),
             "max_norm": max(norms) if norms else math.nan,
             "clipped": float(np.mean(frac)) if frac and clip != "off" else math.nan,
             "rho0": rho[0][1] if rho else math.nan, "rho_end": rho[-1][1] if rho else math.nan,
@@ -89,7 +101,7 @@ def main():
     for d in table:
         lines.append(
             f"| {d['T']} | {d['cell']} | {d['clip']} | {d['steps']} | {d['test_loss']:.4f} | "
-            f"{d['test_loss'] / BASELINE:.2f} | {d['flow0']:.2f} | {d['flow_end']:.2f} | {d['max_norm']:.3g} | "
+            f"{d['test_loss'] / BASELINE:.2f} | {d['flow0']} | {d['flow_end']} | {d['max_norm']:.3g} | "
             f"{_frac(d['clipped'])} | "
             f"{d['rho0']:.2f} -> {d['rho_end']:.2f} | {d['status']} |"
         )

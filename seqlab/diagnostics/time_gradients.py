@@ -130,7 +130,9 @@ def loop_gradients(cell, head, loss_fn, x_seq, y, loss_at: str = "last") -> tf.T
             values = values[:, -1]
         total = tf.reduce_sum(tf.cast(values, tf.float32))
     grads = tape.gradient(total, eps)  # [T, B, H]
-    return tf.reduce_mean(tf.norm(tf.cast(grads, tf.float32), axis=-1), axis=1)
+    # Norms in float64: in float32 the squares of components below ~1e-19 flush
+    # to zero and a small-but-nonzero gradient would read as exactly 0.
+    return tf.reduce_mean(tf.norm(tf.cast(grads, tf.float64), axis=-1), axis=1)
 
 
 def time_step_gradients(

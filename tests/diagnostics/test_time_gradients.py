@@ -165,3 +165,13 @@ def test_monitor_probes_logs_and_plots(tmp_path):
         assert (name, "plots") in artifacts
     rows = (tmp_path / "grad_time" / "rnn_0.csv").read_text().splitlines()
     assert rows[0] == "t,step0,step2,step4" and len(rows) == 17
+
+
+def test_tiny_gradients_are_measured_not_flushed_to_zero():
+    """0.5^79 ~ 2e-24: the squares of such components underflow in float32; the norm must not."""
+    T = 80
+    model = _scaled_rnn(0.5)
+    x = (1e-5 * np.random.default_rng(7).normal(size=(4, T, 1))).astype("float32")
+    g = time_step_gradients(model, "rnn_0", x, np.ones((4, 1), "float32"))
+    assert (g > 0).all()
+    np.testing.assert_allclose(g[0] / g[-1], 0.5 ** (T - 1), rtol=1e-3)
