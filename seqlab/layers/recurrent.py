@@ -239,7 +239,11 @@ class Recurrent(keras.layers.Layer):
         cell = self.cell
         if in_mask is not None:
             sequences = sequences * ops.expand_dims(in_mask, 1)
-        projected = cell.input_projection(sequences)  # [B, T, G*H], one matmul
+        # Go time-major on the narrow input, not on the G*H-wide projection.
+        time_major = ops.transpose(sequences, (1, 0, 2))  # [T, B, D]
+        projected = cell.input_projection(time_major)  # [T, B, G*H], ONE matmul
+        if mask is not None:
+            mask = ops.transpose(mask, (1, 0))
 
         def step(p_t, states):
             return cell.recurrent_step(p_t, list(states), rec_mask)
@@ -251,9 +255,12 @@ class Recurrent(keras.layers.Layer):
             go_backwards=self.go_backwards,
             mask=mask,
             input_length=sequences.shape[1],
+            time_major=True,
             zero_output_for_mask=False,
             return_all_outputs=self.return_sequences,
         )
+        if self.return_sequences:
+            outputs = ops.transpose(outputs, (1, 0, 2))
         return last_output, outputs, list(states)
 
     def _run_fast(self, sequences, initial_state, mask, in_mask, rec_mask):

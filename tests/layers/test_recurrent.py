@@ -157,9 +157,12 @@ def test_auto_path_matches_generic(name):
     x = rng.standard_normal((B, T, D)).astype("float32")
     mask = np.ones((B, T), bool)
     mask[1, 4:] = False
-    generic, _ = make_layer(name, H, x, rng, return_sequences=True, return_state=True)
-    auto = Recurrent(get_cell(name, H), return_sequences=True, return_state=True)
-    auto.build(x.shape)
-    auto.set_weights(generic.get_weights())
-    for a, b in zip(auto(x, mask=mask), generic(x, mask=mask)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+    for backwards in (False, True):
+        generic, w = make_layer(name, H, x, rng, return_sequences=True, return_state=True,
+                                go_backwards=backwards)
+        auto = Recurrent(get_cell(name, H), return_sequences=True, return_state=True,
+                         go_backwards=backwards)
+        auto.build(x.shape)
+        auto.set_weights(generic.get_weights())
+        for a, b in zip(auto(x, mask=mask), generic(x, mask=mask)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
