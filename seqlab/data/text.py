@@ -32,6 +32,34 @@ def lm_loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
+@keras.saving.register_keras_serializable(package="seqlab")
+class TimeSummedCrossEntropy(keras.losses.Loss):
+    """Next-token cross-entropy summed over the time steps of a window and
+    averaged over the batch: ``T x`` the per-token mean.
+
+    This is the objective of Zaremba et al. (2014) and of the TensorFlow PTB
+    tutorial (``sequence_loss(..., average_across_timesteps=False)`` then a
+    sum over time), on which their learning rate (1.0) and clipping norm (5)
+    are set; with a per-token mean the same SGD step needs ``lr x T`` and
+    ``clip / T``. Padded positions (sample weight 0) add nothing; the mean
+    is over all ``B x T`` positions, so only fully real windows are exact
+    (perplexity metrics are token-weighted regardless).
+    """
+
+    def __init__(self, name="time_summed_crossentropy", reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        ce = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+        return ce * keras.ops.cast(keras.ops.shape(ce)[-1], ce.dtype)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction, "dtype": self.dtype}
+
+
+LOSSES = {"token_mean": lm_loss, "time_sum": TimeSummedCrossEntropy}
+
+
 def build_text_lm_data(
     name: str,
     *,
@@ -47,6 +75,7 @@ def build_text_lm_data(
     limit_chars: int | None = None,
     batching: str = "windows",
     split_fractions: list[float] | tuple[float, float] | None = None,
+    loss: str = "token_mean",
 ) -> DataBundle:
     """Load corpus ``name``, fit the tokenizer on its training split, batch all splits.
 
@@ -61,12 +90,19 @@ def build_text_lm_data(
     (sample weight 0) tails. ``model_kwargs`` then carries ``stateful=True``
     and ``batch_size`` so the builder makes a fixed-batch stateful model.
 
+    ``loss``: ``token_mean`` (cross-entropy per token) or ``time_sum``
+    (summed over the window's time steps, mean over the batch; Zaremba et
+    al.'s objective, see :class:`TimeSummedCrossEntropy`). The logged
+    ``loss``/``val_loss`` follow it; ``perplexity`` and ``bpc`` do not.
+
     ``name="text_files"`` reads every ``*.txt`` of the folder ``path``
     (see :func:`seqlab.data.corpora.load_corpus`), split by file name or by
     ``split_fractions``.
     """
     if limit_chars is not None and limit_chars <= 0:
         raise ConfigError(f"data.limit_chars must be positive or null, got {limit_chars}")
+    if loss not in LOSSES:
+        raise ConfigError(f"data.loss={loss!r} is unknown; choose one of {list(LOSSES)}")
     if batching not in BATCHING:
         raise ConfigError(f"data.batching={batching!r} is unknown; choose one of {list(BATCHING)}")
     corpus = load_corpus(
@@ -116,7 +152,7 @@ def build_text_lm_data(
         validation=validation,
         test=test,
         model_kwargs=model_kwargs,
-        loss=lm_loss,
+        loss=LOSSES[loss],
         metrics=lm_metrics,
         tokens_per_batch=batch_size * seq_len,
         steps_per_epoch=steps,

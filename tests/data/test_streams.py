@@ -122,3 +122,16 @@ def test_streams_batching_makes_a_stateful_model_from_the_data_bundle(data_dir):
     assert xv.shape == wv.shape == (4, 16)
     total = sum(float(w.numpy().sum()) for _, _, w in bundle.validation)
     assert total == bundle.info["validation_tokens"] - 1
+
+
+def test_time_summed_loss_is_seq_len_times_the_token_mean():
+    from seqlab.data.text import TimeSummedCrossEntropy
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 7, size=(3, 5))
+    logits = rng.normal(size=(3, 5, 7)).astype("float32")
+    mean = float(keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, logits))
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    per_sequence = -np.take_along_axis(logp, y[..., None], -1)[..., 0].sum(-1)  # [B]
+    assert float(TimeSummedCrossEntropy()(y, logits)) == pytest.approx(per_sequence.mean(), rel=1e-5)
+    assert float(TimeSummedCrossEntropy()(y, logits)) == pytest.approx(5 * mean, rel=1e-5)

@@ -69,3 +69,32 @@ def test_bpe_tokenizer_runs_through_the_experiment(tmp_path, data_dir):
     tok = load_tokenizer(tmp_path / "out" / "tokenizer.json")
     assert isinstance(tok, BPETokenizer) and tok.vocab_size == 300
     assert TINY  # composed with the shared tiny overrides
+
+
+@pytest.mark.parametrize(
+    "experiment, parameters",
+    [
+        # embedding V*H + 2 LSTM layers 4H(2H)+4H + softmax H*V+V, V = 10,000
+        ("ptb_zaremba_small", 10000 * 200 + 2 * (4 * 200 * 400 + 800) + 200 * 10000 + 10000),
+        ("ptb_zaremba_medium", 10000 * 650 + 2 * (4 * 650 * 1300 + 2600) + 650 * 10000 + 10000),
+        ("shakespeare_char", None),
+    ],
+)
+def test_experiment_presets_build_the_published_models(experiment, parameters):
+    from seqlab.instantiate import build
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}"])
+    if experiment.startswith("ptb"):
+        assert cfg.data.batching == "streams" and cfg.data.loss == "time_sum"
+        assert cfg.data.tokenizer == "word" and cfg.optimizer.learning_rate == 1.0
+        kwargs = {"vocab_size": 10000, "stateful": True, "batch_size": int(cfg.trainer.batch_size)}
+    else:
+        kwargs = {"vocab_size": 66}
+    model = build(cfg.model, **kwargs)
+    if parameters is not None:
+        assert model.count_params() == parameters
+        scale = float(cfg.model.init_scale)
+        kernel = model.get_layer("rnn_0").weights[0].numpy()
+        assert scale * 0.9 < abs(kernel).max() <= scale
+        assert model.input_shape == (20, None)
