@@ -15,14 +15,16 @@ Rows:
 Columns: tokens/s (median over ``--rounds`` interleaved rounds of ``--steps``
 timed steps, so that load drifts on a shared machine hit all rows alike);
 GFLOP/s (matmul FLOPs of forward + backward, counted as 3x the forward
-2*(D+H)*G*H + 2*H*V per token); % of the measured 2048^2 fp32 tf.matmul
-peak; peak memory of one training step (peak RSS growth above the RSS before
-the step, sampled every 1 ms, in a fresh subprocess per row with glibc's
-MALLOC_MMAP_THRESHOLD_ fixed so freed blocks return to the OS: the same
-method for TF and torch; TF's allocator statistics miss the TensorList
-accumulators of graph-mode while-loop gradients, so they are not used);
-ratio to the Keras built-in of the same cell in the same mode (torch rows:
-to Keras graph mode).
+2*(D+H)*G*H + 2*H*V per token); % of the 2048^2 fp32 tf.matmul peak
+(measured at the start of every round, median); tokens per CPU-second of
+this process (process_time: all threads; less sensitive than wall time to
+other processes on a shared machine); peak memory of one training step (peak
+RSS growth above the RSS before the step, sampled every 1 ms, in a fresh
+subprocess per row with glibc's MALLOC_MMAP_THRESHOLD_ fixed so freed blocks
+return to the OS: the same method for TF and torch; TF's allocator
+statistics miss the TensorList accumulators of graph-mode while-loop
+gradients, so they are not used); ratio to the Keras built-in of the same
+cell in the same mode (torch rows: to Keras graph mode).
 
     python experiments/throughput/benchmark.py                 # the default table
     python experiments/throughput/benchmark.py --quick         # smoke run
@@ -69,6 +71,9 @@ def parse_args(argv=None):
                    help="rounds over all rows, each timing --steps steps per row")
     p.add_argument("--no-memory", dest="memory", action="store_false",
                    help="skip the per-row memory measurement (one subprocess per row)")
+    p.add_argument("--memory-xla", action="store_true",
+                   help="also measure memory of XLA rows (off by default: each child "
+                        "recompiles, which doubles the time of the memory pass)")
     p.add_argument("--memory-row", default=None, help=argparse.SUPPRESS)
     p.add_argument("--quick", action="store_true",
                    help="smoke run: hidden 64, seq 16, batch 8, 2 timed steps")
@@ -255,15 +260,15 @@ def memory_of_row(args, cell, mode, hidden, seq):
 
     The child runs with glibc ``MALLOC_MMAP_THRESHOLD_`` fixed at 128 KiB so
     that freed large blocks go back to the OS and RSS follows live memory; it
-    samples RSS every 1 ms during 2 steps after 2 warm-up steps and prints the
-    largest (peak - RSS before the step) in bytes. Same method for TF and torch.
+    samples RSS every 1 ms during 1 step after 1 warm-up step and prints the
+    (peak - RSS before the step) in bytes. Same method for TF and torch.
     """
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", TF_CPP_MIN_LOG_LEVEL="3")
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-row", f"{cell}:{mode}",
            "--hidden", str(hidden), "--seq", str(seq), "--batch", str(args.batch),
            "--embedding", str(args.embedding), "--vocab", str(args.vocab),
            "--loop", args.loop, "--inter-op", str(args.inter_op),
-           "--intra-op", str(args.intra_op)]
+           "--intra-op", str(args.intra_op)] + (["--memory-xla"] if args.memory_xla else [])
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("MEMORY ")]
     if out.returncode != 0 or not lines:
@@ -273,6 +278,9 @@ def memory_of_row(args, cell, mode, hidden, seq):
 
 def memory_child(args):
     cell, mode = args.memory_row.split(":")
+    if mode == "xla" and not args.memory_xla:
+        print("MEMORY nan")  # not measured: see --memory-xla
+        return
     hidden, seq = args.hidden[0], args.seq[0]
     x_np, y_np = make_batch(args, seq)
     if cell.startswith("torch"):
@@ -288,13 +296,9 @@ def memory_child(args):
         step = build_tf_row(tf, args, cell, mode, hidden, seq, tf.constant(x_np),
                             tf.constant(y_np))
     step()
-    step()
-    worst = 0
-    for _ in range(2):
-        with RssPeak(interval=0.001) as mem:
-            step()
-        worst = max(worst, mem.delta)
-    print(f"MEMORY {worst}")
+    with RssPeak(interval=0.001) as mem:
+        step()
+    print(f"MEMORY {mem.delta}")
 
 
 # ------------------------------------------------------------------ main
@@ -326,16 +330,14 @@ def main(argv=None):
     except ImportError:
         torch = None
 
-    peak = matmul_peak(tf)
     print(f"TF {tf.__version__}, Keras {keras.__version__}, "
           f"torch {torch.__version__ if torch else 'absent'}, {os.cpu_count()} CPUs, "
           f"TF inter_op={tf.config.threading.get_inter_op_parallelism_threads()} "
           f"intra_op={tf.config.threading.get_intra_op_parallelism_threads()} (0 = TF default), "
           f"torch threads={torch.get_num_threads() if torch else '-'}, "
           f"fast_rnn.LOOP={args.loop}, {args.rounds} rounds x {args.steps} timed steps")
-    print(f"2048^2 fp32 tf.matmul peak: {peak:.0f} GFLOP/s (measured before the rows)")
     header = (f"{'H':>5} {'T':>4} {'row':<16} {'mode':<6} {'tokens/s':>9} {'GFLOP/s':>8} "
-              f"{'%peak':>6} {'mem MiB':>8} {'vs keras':>8} {'loss':>7}")
+              f"{'%peak':>6} {'tok/CPU-s':>9} {'mem MiB':>8} {'vs keras':>8} {'loss':>7}")
     for hidden in args.hidden:
         for seq in args.seq:
             x_np, y_np = make_batch(args, seq)
@@ -358,16 +360,24 @@ def main(argv=None):
                 for _ in range(args.warmup):
                     steps[cell, mode]()
             times = {r: [] for r in rows}
+            cpu = {r: [] for r in rows}
+            peaks = []
             losses = {}
             for _ in range(args.rounds):  # interleaved, so load drifts hit all rows alike
+                peaks.append(matmul_peak(tf, reps=3))
                 for r in rows:
                     for _ in range(args.steps):
-                        t0 = time.perf_counter()
+                        t0, c0 = time.perf_counter(), time.process_time()
                         losses[r] = steps[r]()
                         times[r].append(time.perf_counter() - t0)
+                        cpu[r].append(time.process_time() - c0)
+            peak = statistics.median(peaks)
             tokens = args.batch * seq
             tps = {r: tokens / statistics.median(t) for r, t in times.items()}
-            print("\n" + header)
+            tpc = {r: tokens / statistics.median(t) for r, t in cpu.items()}
+            print(f"\n2048^2 fp32 tf.matmul peak, median over the rounds: {peak:.0f} GFLOP/s "
+                  f"(per round: {', '.join(f'{p:.0f}' for p in peaks)})")
+            print(header)
             for cell, mode in rows:
                 kind = cell.split("_", 1)[1]
                 gflops = tps[cell, mode] * flops_per_token(
@@ -377,7 +387,8 @@ def main(argv=None):
                 ratio = f"{tps[cell, mode] / base:.2f}x" if base else "-"
                 mem = memory_of_row(args, cell, mode, hidden, seq) if args.memory else float("nan")
                 print(f"{hidden:>5} {seq:>4} {cell:<16} {mode:<6} {tps[cell, mode]:>9.0f} "
-                      f"{gflops:>8.1f} {100 * gflops / peak:>5.1f}% {mem / 2**20:>8.1f} "
+                      f"{gflops:>8.1f} {100 * gflops / peak:>5.1f}% {tpc[cell, mode]:>9.0f} "
+                      f"{mem / 2**20:>8.1f} "
                       f"{ratio:>8} {losses[cell, mode]:>7.4f}", flush=True)
             del steps
             keras.backend.clear_session()
