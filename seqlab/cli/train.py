@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -18,16 +19,21 @@ from omegaconf import DictConfig, open_dict
 
 from seqlab.cli import CONFIG_DIR, quiet_tensorflow
 from seqlab.errors import SeqlabError
+from seqlab.tracking.hydra_callback import SWEEP_KEYS_ENV
 
 log = logging.getLogger("seqlab")
 
 
 def _job_name() -> str | None:
-    """In a sweep, a child run is named by its overrides (``model.hidden_size=128``)."""
+    """In a sweep, a child run is named by the overrides the sweep varies
+    (``model.hidden_size=128``), not by every fixed override beside them."""
     hc = HydraConfig.get()
-    if hc.mode == RunMode.MULTIRUN:
-        return ",".join(hc.overrides.task) or f"job {hc.job.num}"
-    return None
+    if hc.mode != RunMode.MULTIRUN:
+        return None
+    swept = set(json.loads(os.environ.get(SWEEP_KEYS_ENV, "[]")))
+    overrides = list(hc.overrides.task)
+    named = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept] or overrides
+    return ",".join(named) or f"job {hc.job.num}"
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")

@@ -99,9 +99,12 @@ def test_seq_len_longer_than_the_validation_split(tmp_path, monkeypatch):
 def _cli(tmp_path, *args):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     script = os.path.join(os.path.dirname(sys.executable), "seqlab-train")
-    overrides = [a for a in compose_overrides()] + [f"tracking.store_dir={tmp_path / 'mlruns'}"]
+    overrides = [*compose_overrides(), f"tracking.store_dir={tmp_path / 'mlruns'}"]
+    # Hydra's flags (-m) must come before the overrides.
+    flags = [a for a in args if a.startswith("-")]
+    args = [a for a in args if not a.startswith("-")]
     return subprocess.run(
-        [script, *overrides, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        [script, *flags, *overrides, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
 
 
