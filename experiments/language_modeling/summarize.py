@@ -32,7 +32,7 @@ def main() -> None:
         end = dt.datetime.fromtimestamp(info.end_time / 1000, dt.timezone.utc) if info.end_time else None
         wall = (end - start).total_seconds() if end else None
         print(f"run {info.run_id} model={params.get('model.name')} status={info.status} "
-              f"start={start:%Y-%m-%d %H:%M}Z wall={'%.0f s' % wall if wall else 'running'}")
+              f"start={start:%Y-%m-%d %H:%M}Z wall={f'{wall:.0f} s' if wall else 'running'}")
         history = {
             key: {m.step: m.value for m in client.get_metric_history(info.run_id, key)}
             for key in ("perplexity", "val_perplexity", "lr", "epoch_time_s")

@@ -114,9 +114,9 @@ def test_same_training_trajectory(kind):
         @tf.function
         def step():
             with tf.GradientTape() as tape:
-                loss = tf.reduce_mean((model(x, training=True) - y) ** 2)
-            grads = tape.gradient(loss, model.trainable_variables)
-            opt.apply(grads, model.trainable_variables)
+                loss = tf.reduce_mean((model(x, training=True) - y) ** 2)  # noqa: B023 (used within this iteration)
+            grads = tape.gradient(loss, model.trainable_variables)  # noqa: B023
+            opt.apply(grads, model.trainable_variables)  # noqa: B023
             return loss
 
         losses = [float(step()) for _ in range(20)]
