@@ -44,6 +44,23 @@ def _empty_mlflow_db(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _no_leaked_tracking_uri():
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which would point
+    every later test in the same worker at an earlier test's store."""
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+    import sys
+
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        mlflow.set_tracking_uri(None)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_store_in_tmp_path(request, _empty_mlflow_db):
     """Every test that uses ``tmp_path`` finds a ready store at tmp_path/mlruns."""
     if "tmp_path" not in request.fixturenames:

@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow()
     parser = argparse.ArgumentParser(prog="seqlab-report", description=__doc__.split("\n")[0])
     parser.add_argument("--experiment", default="seqlab", help="MLflow experiment name (tracking.experiment_name)")
-    parser.add_argument("--store-dir", default="mlruns", help="embedded store folder (tracking.store_dir)")
+    parser.add_argument(
+        "--store-dir", default=None, help="embedded store folder (tracking.store_dir); default: $MLFLOW_TRACKING_URI, else ./mlruns"
+    )
     parser.add_argument("--tracking-uri", default=None, help="overrides --store-dir and MLFLOW_TRACKING_URI")
     parser.add_argument("--metric", action="append", help=f"metric column (repeatable); default {DEFAULT_METRICS}")
     parser.add_argument("--sort", default=None, help="sort by this metric (default: the first --metric)")
@@ -62,7 +64,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from seqlab.tracking.store import resolve_tracking_uri
 
-    uri = args.tracking_uri or resolve_tracking_uri({"store_dir": args.store_dir})
+    if args.tracking_uri:
+        uri = args.tracking_uri
+    elif args.store_dir:  # an explicit folder wins over the environment
+        uri = resolve_tracking_uri({"store_dir": args.store_dir, "tracking_uri": None}, use_env=False)
+    else:
+        uri = resolve_tracking_uri({"store_dir": "mlruns"})
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(args.experiment)
     if experiment is None:

@@ -21,8 +21,8 @@ def default_store_dir(store_dir: str | os.PathLike = "mlruns") -> Path:
     return Path(store_dir).expanduser().resolve()
 
 
-def resolve_tracking_uri(tracking: dict[str, Any]) -> str:
-    uri = tracking.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+def resolve_tracking_uri(tracking: dict[str, Any], use_env: bool = True) -> str:
+    uri = tracking.get("tracking_uri") or (os.environ.get("MLFLOW_TRACKING_URI") if use_env else None)
     if uri:
         return str(uri)
     store = default_store_dir(tracking.get("store_dir") or "mlruns")
