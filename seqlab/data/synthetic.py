@@ -50,6 +50,11 @@ def _check_sizes(**sizes) -> None:
     for key, value in sizes.items():
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ConfigError(f"data.{key} must be a positive integer, got {value!r}")
+    if sizes["train_size"] < sizes["batch_size"]:
+        raise ConfigError(
+            f"data.train_size ({sizes['train_size']}) is smaller than trainer.batch_size "
+            f"({sizes['batch_size']}); raise data.train_size or lower the batch size"
+        )
 
 
 # --------------------------------------------------------------------- generators
@@ -145,11 +150,6 @@ def build_adding_data(
     del seq_len
     _check_sizes(length=length, batch_size=batch_size, train_size=train_size,
                  validation_size=validation_size, test_size=test_size)
-    if train_size < batch_size:
-        raise ConfigError(
-            f"data.train_size ({train_size}) is smaller than trainer.batch_size ({batch_size}); "
-            "raise data.train_size or lower the batch size"
-        )
     ds = _datasets(adding_problem, length, (train_size, validation_size, test_size), batch_size, seed)
     info = {
         "task": "adding",
@@ -191,11 +191,6 @@ def build_copy_memory_data(
     del seq_len
     _check_sizes(length=length, batch_size=batch_size, train_size=train_size,
                  validation_size=validation_size, test_size=test_size)
-    if train_size < batch_size:
-        raise ConfigError(
-            f"data.train_size ({train_size}) is smaller than trainer.batch_size ({batch_size}); "
-            "raise data.train_size or lower the batch size"
-        )
     ds = _datasets(copy_memory, length, (train_size, validation_size, test_size), batch_size, seed)
     info = {
         "task": "copy_memory",

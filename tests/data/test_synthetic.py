@@ -92,3 +92,6 @@ def test_bad_sizes_are_config_errors():
         build_adding_data(0, batch_size=4)
     with pytest.raises(ConfigError, match="train_size"):
         build_copy_memory_data(10, batch_size=64, train_size=10)
+    for build in (build_adding_data, build_copy_memory_data):
+        with pytest.raises(ConfigError, match=r"data.train_size \(10\) is smaller than trainer.batch_size \(64\)"):
+            build(10, batch_size=64, train_size=10)
