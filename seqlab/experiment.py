@@ -46,6 +46,12 @@ def validate(cfg: DictConfig) -> None:
     for key in ("trainer.epochs", "trainer.batch_size", "trainer.seq_len"):
         _positive_int(cfg, key)
     _positive_int(cfg, "trainer.steps_per_epoch", allow_null=True)
+    streams = _positive_int(cfg, "trainer.test_streams", allow_null=True)
+    if streams is not None and OmegaConf.select(cfg, "data.batching") != "streams":
+        raise ConfigError(
+            f"trainer.test_streams={streams} scores a stateful model; it needs data.batching=streams, "
+            f"got data.batching={OmegaConf.select(cfg, 'data.batching')!r} (set trainer.test_streams=null)"
+        )
     jit = OmegaConf.select(cfg, "trainer.jit_compile")
     if jit not in ("auto", True, False):
         raise ConfigError(f"trainer.jit_compile must be auto, true or false, got {jit!r}")
@@ -115,7 +121,9 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
             cfg.optimizer, cfg.get("lr_schedule"), clipnorm=trainer.clipnorm, total_steps=total_steps
         )
         jit = resolve_jit(trainer.jit_compile, model)
-        model.compile(optimizer=optimizer, loss=data.loss(), metrics=data.metrics(), jit_compile=jit)
+        # weighted_metrics, not metrics: Keras passes sample weights (the padding
+        # mask of stateful evaluation streams) only to weighted metrics.
+        model.compile(optimizer=optimizer, loss=data.loss(), weighted_metrics=data.metrics(), jit_compile=jit)
         tracker.log_params(
             {"model_info.parameters": model.count_params(), "trainer_info.jit_compile": jit,
              "trainer_info.steps_per_epoch": steps_per_epoch}
@@ -164,7 +172,15 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         # with the final weights; only the test split is new.
         results: dict[str, float] = dict(metrics_logger.history[-1]) if metrics_logger.history else {}
         if data.test is not None and trainer.get("test", True):
-            scores = model.evaluate(data.test, verbose=0, return_dict=True, callbacks=stateful_callbacks)
+            if trainer.get("test_streams") and data.model_kwargs.get("stateful"):
+                from seqlab.training.stateful import evaluate_streams
+
+                scores = evaluate_streams(
+                    model, data.split_ids["test"], streams=int(trainer.test_streams),
+                    seq_len=int(trainer.seq_len), loss=data.loss(), metrics=data.metrics(),
+                )
+            else:
+                scores = model.evaluate(data.test, verbose=0, return_dict=True, callbacks=stateful_callbacks)
             results.update({f"test_{k}": float(v) for k, v in scores.items()})
         results["wall_time_s"] = time.perf_counter() - start
         tracker.log_metrics(

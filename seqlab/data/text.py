@@ -29,7 +29,9 @@ def lm_metrics() -> list:
 
 
 def lm_loss():
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    # mean_with_sample_weight: divide by the real (weight-1) tokens, not by all
+    # B x T positions, so a padded evaluation tail does not dilute val_loss.
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
 
 
 @keras.saving.register_keras_serializable(package="seqlab")
@@ -41,12 +43,12 @@ class TimeSummedCrossEntropy(keras.losses.Loss):
     tutorial (``sequence_loss(..., average_across_timesteps=False)`` then a
     sum over time), on which their learning rate (1.0) and clipping norm (5)
     are set; with a per-token mean the same SGD step needs ``lr x T`` and
-    ``clip / T``. Padded positions (sample weight 0) add nothing; the mean
-    is over all ``B x T`` positions, so only fully real windows are exact
-    (perplexity metrics are token-weighted regardless).
+    ``clip / T``. With sample weights (a padded evaluation tail) it is ``T x``
+    the mean over the real tokens, so ``val_loss / T`` stays the per-token
+    cross-entropy.
     """
 
-    def __init__(self, name="time_summed_crossentropy", reduction="sum_over_batch_size", dtype=None):
+    def __init__(self, name="time_summed_crossentropy", reduction="mean_with_sample_weight", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
     def call(self, y_true, y_pred):
@@ -158,4 +160,5 @@ def build_text_lm_data(
         steps_per_epoch=steps,
         tokenizer=tok,
         info=info,
+        split_ids=ids,
     )

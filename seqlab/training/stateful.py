@@ -10,6 +10,8 @@ carries state across the whole split.
 
 from __future__ import annotations
 
+import copy
+
 import keras
 
 
@@ -48,3 +50,63 @@ class ResetStatesCallback(keras.callbacks.Callback):
 
     def on_predict_begin(self, logs=None):
         self._reset()
+
+
+def with_batch_size(model: keras.Model, batch_size: int) -> keras.Model:
+    """A copy of the functional stateful ``model`` with a fixed batch of
+    ``batch_size`` and the same weights (states start at zero).
+
+    A stateful model's batch is part of its graph (its state variables are
+    ``[batch, units]``), so scoring with another number of streams needs a
+    twin. Recurrent states are not among ``model.weights`` (Keras and seqlab
+    layers keep them out of tracking), so the weights transfer one to one.
+    """
+    # A deep copy: parts of get_config() can be the model's own live objects.
+    config = copy.deepcopy(model.get_config())
+    inputs = [layer for layer in config.get("layers", []) if layer["class_name"] == "InputLayer"]
+    if not inputs:
+        raise ValueError(f"with_batch_size needs a functional model with Input layers, got {type(model).__name__}")
+    old = {tuple(layer["config"]["batch_shape"])[0] for layer in inputs}
+    if None in old or len(old) != 1:
+        raise ValueError(f"with_batch_size needs one fixed input batch size, got {sorted(old, key=str)}")
+    _replace_batch(config, old.pop(), batch_size)
+    twin = model.__class__.from_config(config)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+# Keys under which a functional config spells a full (batch-first) shape:
+# Input layers, each layer's build config and the symbolic tensors between layers.
+_SHAPE_KEYS = ("batch_shape", "input_shape", "shape")
+
+
+def _replace_batch(node, old: int, new: int) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _SHAPE_KEYS and isinstance(value, (list, tuple)) and value and value[0] == old:
+                node[key] = [new, *value[1:]]
+            else:
+                _replace_batch(value, old, new)
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            _replace_batch(item, old, new)
+
+
+def evaluate_streams(
+    model: keras.Model, ids, *, streams: int, seq_len: int, loss, metrics: list
+) -> dict[str, float]:
+    """Score token ids ``ids`` with a stateful ``model`` run as ``streams``
+    parallel streams carrying state across the whole split.
+
+    ``streams=1`` is one pass over the split in order, the way the TensorFlow
+    PTB tutorial scores test perplexity (batch 1): every token but the first
+    is predicted with the full history since the start of the split. More
+    streams start ``streams`` cold states and are correspondingly pessimistic.
+    Returns Keras' evaluation dict (token-weighted; padding has weight 0).
+    """
+    from seqlab.data.streams import stream_dataset
+
+    twin = with_batch_size(model, streams)
+    twin.compile(loss=loss, weighted_metrics=metrics)  # weighted: the padding has weight 0
+    dataset = stream_dataset(ids, streams, seq_len, pad=True, split="evaluation")
+    return twin.evaluate(dataset, verbose=0, return_dict=True, callbacks=[ResetStatesCallback()])

@@ -8,9 +8,15 @@ import pytest
 
 from seqlab.data.streams import num_stream_windows, stream_arrays, stream_dataset
 from seqlab.errors import DataError
+from seqlab.data.text import lm_loss, lm_metrics
 from seqlab.metrics import Perplexity
 from seqlab.models import build_rnn_lm
-from seqlab.training.stateful import ResetStatesCallback, reset_recurrent_states
+from seqlab.training.stateful import (
+    ResetStatesCallback,
+    evaluate_streams,
+    reset_recurrent_states,
+    with_batch_size,
+)
 
 
 def test_each_window_continues_where_the_previous_one_ended():
@@ -48,9 +54,19 @@ def test_too_short_split_for_the_streams_is_a_clear_error():
         stream_arrays(np.arange(50), batch_size=10, seq_len=8, split="train")
 
 
-def _twin_models(vocab=13, batch=3):
-    stateful = build_rnn_lm(vocab, 6, 8, num_layers=2, stateful=True, batch_size=batch)
-    unrolled = build_rnn_lm(vocab, 6, 8, num_layers=2)
+def _sharpen(model):
+    """Scale the embedding and output layers so predictions are far from
+    uniform: then scoring a padded position, or losing the carried state,
+    moves the perplexity well beyond the tolerances below."""
+    for name, factor in (("embedding", 30.0), ("logits", 10.0)):
+        layer = model.get_layer(name)
+        layer.set_weights([w * factor for w in layer.get_weights()])
+
+
+def _twin_models(vocab=13, batch=3, **kwargs):
+    stateful = build_rnn_lm(vocab, hidden_size=8, num_layers=2, stateful=True, batch_size=batch, **kwargs)
+    _sharpen(stateful)
+    unrolled = build_rnn_lm(vocab, hidden_size=8, num_layers=2, **kwargs)
     unrolled.set_weights(stateful.get_weights())
     return stateful, unrolled
 
@@ -75,11 +91,14 @@ def test_stateful_evaluation_is_the_exact_token_weighted_perplexity_every_time()
     keras.utils.set_random_seed(2)
     rng = np.random.default_rng(1)
     ids = rng.integers(0, 13, size=95).astype(np.int32)  # 94 pairs over 3 streams: padded tail
-    stateful, unrolled = _twin_models()
-    stateful.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=[Perplexity()])
+    stateful, unrolled = _twin_models(embedding_dim=6)
+    # compiled as the experiment compiles it: Keras gives sample weights (the
+    # padding mask) to weighted_metrics only
+    stateful.compile(loss=lm_loss(), weighted_metrics=lm_metrics())
     ds = stream_dataset(ids, 3, 8, pad=True)
     reset = [ResetStatesCallback()]
-    first = stateful.evaluate(ds, verbose=0, return_dict=True, callbacks=reset)["perplexity"]
+    scores = stateful.evaluate(ds, verbose=0, return_dict=True, callbacks=reset)
+    first = scores["perplexity"]
     second = stateful.evaluate(ds, verbose=0, return_dict=True, callbacks=reset)["perplexity"]
 
     # Reference: each stream in one unrolled pass, cross-entropy of every real pair.
@@ -94,7 +113,41 @@ def test_stateful_evaluation_is_the_exact_token_weighted_perplexity_every_time()
     assert len(nats) == 94
     expected = math.exp(np.mean(nats))
     assert first == pytest.approx(expected, rel=1e-5)
+    assert scores["bpc"] == pytest.approx(np.mean(nats) / math.log(2), rel=1e-5)
     assert second == pytest.approx(first, rel=1e-6)  # reset before each pass
+    # Guard: as plain `metrics` the padding would be scored too, visibly.
+    stateful.compile(loss=lm_loss(), metrics=[Perplexity()])
+    unweighted = stateful.evaluate(ds, verbose=0, return_dict=True, callbacks=reset)["perplexity"]
+    assert unweighted != pytest.approx(expected, rel=1e-3)
+
+
+def _log_softmax(logits):  # float64 reference
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize("options", [{}, {"tie_weights": True, "embedding_dim": 8}, {"cell": "keras_lstm"}])
+def test_one_stream_evaluation_is_the_perplexity_of_one_pass_over_the_whole_split(options):
+    """trainer.test_streams=1 (the TF PTB tutorial's batch-1 test pass): a
+    batch-1 twin of the trained batch-3 model, state carried over every window,
+    equals one unrolled pass over the split, also for a tied embedding (a layer
+    used twice) and the Keras built-in LSTM."""
+    keras.utils.set_random_seed(5)
+    stateful, unrolled = _twin_models(**{"embedding_dim": 6, **options})
+    ids = np.random.default_rng(6).integers(0, 13, size=61).astype(np.int32)
+
+    twin = with_batch_size(stateful, 1)
+    assert twin.input_shape == (1, None) and stateful.input_shape == (3, None)
+    for a, b in zip(twin.weights, stateful.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+    scores = evaluate_streams(stateful, ids, streams=1, seq_len=7, loss=lm_loss(), metrics=lm_metrics())
+    logp = _log_softmax(unrolled(ids[None, :-1]).numpy()[0].astype(np.float64))
+    nats = -logp[np.arange(60), ids[1:]]
+    assert scores["perplexity"] == pytest.approx(math.exp(nats.mean()), rel=1e-5)
+    # Guard: three cold-started streams score the same tokens differently.
+    three = evaluate_streams(stateful, ids, streams=3, seq_len=7, loss=lm_loss(), metrics=lm_metrics())
+    assert three["perplexity"] != pytest.approx(scores["perplexity"], rel=1e-3)
 
 
 def test_a_uniform_model_scores_perplexity_equal_to_the_vocabulary_size():

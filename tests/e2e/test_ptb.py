@@ -51,7 +51,9 @@ def test_short_stateful_ptb_run_lowers_validation_perplexity(tmp_path, data_dir)
     assert len(history) == 3 and history[2] == history[1]
     assert history[1] < history[0] < vocab  # learns, well below the uniform baseline
     assert history[1] < 0.2 * vocab
-    assert "test_perplexity" in r.data.metrics and 1.0 < r.data.metrics["test_perplexity"] < vocab
+    # scored as one stream over the whole test split (the preset's test_streams: 1)
+    assert params["trainer.test_streams"] == "1"
+    assert "test_perplexity" in r.data.metrics and 1.0 < r.data.metrics["test_perplexity"] < 0.2 * vocab
     assert results["val_perplexity"] == pytest.approx(history[-1], rel=1e-6)
     tok = json.loads((tmp_path / "out" / "tokenizer.json").read_text())
     assert tok["kind"] == "word" and tok["words"][:2] == ["<unk>", "<eos>"]

@@ -75,6 +75,18 @@ def test_non_positive_trainer_value_fails_before_anything_runs(tmp_path):
         run(compose_cfg(tmp_path, "trainer.batch_size=-4"), output_dir=tmp_path / "out")
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.test_streams=0", "trainer.test_streams must be a positive integer or null, got 0"),
+        ("trainer.test_streams=1", r"trainer.test_streams=1 scores a stateful model; it needs data.batching=streams, got data.batching='windows'"),
+    ],
+)
+def test_test_streams_needs_a_positive_count_and_stateful_streams(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        run(compose_cfg(tmp_path, override), output_dir=tmp_path / "out")
+
+
 def test_missing_data_directory(tmp_path, monkeypatch):
     monkeypatch.setenv("SEQLAB_DATA_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(DataNotFoundError, match="SEQLAB_DATA_DIR") as err:
