@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from seqlab.data.streams import num_stream_windows, stream_arrays, stream_dataset
-from seqlab.errors import DataError
 from seqlab.data.text import lm_loss, lm_metrics
+from seqlab.errors import DataError
 from seqlab.metrics import Perplexity
 from seqlab.models import build_rnn_lm
 from seqlab.training.stateful import (
