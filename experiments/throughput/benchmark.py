@@ -46,13 +46,22 @@ CELL_CHOICES = [
     "fast_lstm", "fast_gru", "fast_gru_before", "fast_peephole", "fast_simple",
     "keras_lstm", "keras_gru", "torch_lstm", "torch_gru",
 ]
+# Extra rows, not in the default table: the fused LSTMs with the other loop
+# layout (fast_rnn.LAYOUT = "feature", feature-major), to compare with the default.
+FEATURE_MAJOR = "_fm"
+EXTRA_CHOICES = ["fast_lstm_fm", "fast_peephole_fm"]
+
+
+def row_kind(cell):
+    """fast_lstm_fm -> lstm, keras_gru -> gru."""
+    return cell.split("_", 1)[1].removesuffix(FEATURE_MAJOR)
 GATES = {"lstm": 4, "peephole": 4, "gru": 3, "gru_before": 3, "simple": 1}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cells", default=",".join(CELL_CHOICES),
-                   help="comma-separated rows, from: " + ", ".join(CELL_CHOICES))
+                   help="comma-separated rows, from: " + ", ".join(CELL_CHOICES + EXTRA_CHOICES))
     p.add_argument("--modes", default="graph,xla", help="graph and/or xla (TF rows)")
     p.add_argument("--hidden", default="512", help="comma-separated hidden sizes")
     p.add_argument("--seq", default="128", help="comma-separated sequence lengths")
@@ -82,9 +91,9 @@ def parse_args(argv=None):
         args.hidden, args.seq, args.batch, args.steps, args.warmup = "64", "16", 8, 2, 1
         args.rounds = 1
     args.cells = [c for c in args.cells.split(",") if c]
-    bad = [c for c in args.cells if c not in CELL_CHOICES]
+    bad = [c for c in args.cells if c not in CELL_CHOICES + EXTRA_CHOICES]
     if bad:
-        p.error(f"unknown --cells {bad}; choose from {CELL_CHOICES}")
+        p.error(f"unknown --cells {bad}; choose from {CELL_CHOICES + EXTRA_CHOICES}")
     args.modes = [m for m in args.modes.split(",") if m]
     args.hidden = [int(h) for h in args.hidden.split(",")]
     args.seq = [int(s) for s in args.seq.split(",")]
@@ -158,7 +167,7 @@ def build_tf_row(tf, args, cell, mode, hidden, seq, x, y):
     import keras
 
     keras.utils.set_random_seed(0)
-    impl, kind = cell.split("_", 1)
+    impl, kind = cell.split("_", 1)[0], row_kind(cell)
     if impl == "fast":
         rnn = make_fast_layer(kind, hidden)
     elif kind == "lstm":
@@ -183,6 +192,14 @@ def build_tf_row(tf, args, cell, mode, hidden, seq, x, y):
         opt.apply(grads, model.trainable_variables)
         return loss
 
+    if cell.endswith(FEATURE_MAJOR):  # the layout is read when the step is traced
+        from seqlab.layers import fast_rnn
+
+        default, fast_rnn.LAYOUT = fast_rnn.LAYOUT, "feature"
+        try:
+            train_step(x, y)
+        finally:
+            fast_rnn.LAYOUT = default
     return lambda: float(train_step(x, y).numpy())
 
 
@@ -379,7 +396,7 @@ def main(argv=None):
                   f"(per round: {', '.join(f'{p:.0f}' for p in peaks)})")
             print(header)
             for cell, mode in rows:
-                kind = cell.split("_", 1)[1]
+                kind = row_kind(cell)
                 gflops = tps[cell, mode] * flops_per_token(
                     kind, args.embedding, hidden, args.vocab) / 1e9
                 base_kind = "gru" if "gru" in kind else ("lstm" if kind != "simple" else None)

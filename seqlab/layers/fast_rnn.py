@@ -54,7 +54,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-__all__ = ["lstm", "gru", "simple_rnn", "peephole_lstm", "supports", "run", "LOOP"]
+__all__ = ["lstm", "gru", "simple_rnn", "peephole_lstm", "supports", "run", "LOOP", "LAYOUT"]
 
 # Which loop construct the kernels use: "while" (tf.while_loop over
 # TensorArrays, the default) or "scan" (tf.scan). Both were measured for the
@@ -64,6 +64,16 @@ __all__ = ["lstm", "gru", "simple_rnn", "peephole_lstm", "supports", "run", "LOO
 # carried state at every step as tf.scan does). Module-level so the benchmark
 # (--loop) can compare them.
 LOOP = "while"
+
+# The layout of the LSTM loops: "batch" (states [B, H], per-step matmuls
+# ``h U`` [B,H]x[H,4H] and ``dz U^T``) or "feature" (feature-major: states
+# [H, B], ``U^T h`` [4H,H]x[H,B] and ``U dz``, with one transpose of the
+# sequence in and out). Alone, oneDNN runs the feature-major per-step matmul
+# faster on this CPU (B=64, H=512: 72-85 % vs 58-62 % of the 2048^2 peak),
+# but the whole training step was 8 % slower (the transposes of the [T,B,4H]
+# projections and gradients cost more than the matmuls gain), so "batch"
+# stays the default. See experiments/throughput/README.md (rows *_fm).
+LAYOUT = "batch"
 
 
 # Plain Python control flow only: keep AutoGraph from rewriting the kernels
@@ -156,32 +166,69 @@ def _lstm_recurrence(xw, u, h0, c0, m, rm, peephole=None):
 
     ``m`` [T,B,1] bool or None; ``rm`` [B,H] or None; ``peephole`` None or
     (p_if [2H], p_o [H]). Returns hs [T,B,H], h_T, c_T.
+
+    With ``LAYOUT == "feature"`` the loops run feature-major (states [H,B],
+    gates [4H,B], per-step matmuls ``U^T h`` and ``U dz``): see ``LAYOUT``.
     """
+    if LAYOUT != "feature":
+        return _lstm_core(xw, u, h0, c0, m, rm, peephole, fm=False)
+    hs, h_t, c_t = _lstm_core(
+        _swap(xw), u, tf.transpose(h0), tf.transpose(c0),
+        None if m is None else _swap(m), None if rm is None else tf.transpose(rm),
+        None if peephole is None else tuple(p[:, None] for p in peephole), fm=True,
+    )
+    return _swap(hs), tf.transpose(h_t), tf.transpose(c_t)
+
+
+def _swap(x):
+    """[T, B, K] <-> [T, K, B]."""
+    return tf.transpose(x, [0, 2, 1])
+
+
+def _weight_grad(a, b, fm):
+    """sum_t a_t^T b_t over all time steps as one matmul: a [T,B,K] and
+    b [T,B,G] (or [T,K,B] and [T,G,B] feature-major) -> [K, G]."""
+    if not fm:
+        return tf.matmul(_rows(a), _rows(b), transpose_a=True)
+    a2 = tf.reshape(tf.transpose(a, [1, 0, 2]), [a.shape[1], -1])  # [K, T*B]
+    b2 = tf.reshape(tf.transpose(b, [1, 0, 2]), [b.shape[1], -1])  # [G, T*B]
+    return tf.matmul(a2, b2, transpose_b=True)
+
+
+def _lstm_core(xw, u, h0, c0, m, rm, peephole, fm):
+    """``_lstm_recurrence`` in either layout: batch-major steps (``fm`` False:
+    xw [T,B,4H], h [B,H]) or feature-major (xw [T,4H,B], h [H,B], m [T,1,B],
+    rm [H,B], peepholes [.., 1]). ``u`` is [H,4H] in both."""
     n = _num_steps(xw)
     H = u.shape[0]
+    A = 0 if fm else 1  # the feature axis of a per-step tensor
+
+    def gates(x, start, stop):  # a gate block of a stacked per-step or [T, ...] tensor
+        return x[..., start:stop, :] if fm else x[..., start:stop]
 
     def fwd(xw, u, h0, c0, *extra):
         p_if, p_o = extra if peephole is not None else (None, None)
         seqs = [xw] + ([m] if m is not None else [])
+        ut = tf.transpose(u) if fm else None
 
         def step(el, carry):
             h, c = carry
             hd = h * rm if rm is not None else h
-            z = el[0] + tf.matmul(hd, u)
+            z = el[0] + (tf.matmul(ut, hd) if fm else tf.matmul(hd, u))
             if p_if is None:
-                zs, zg = tf.split(z, [3 * H, H], axis=1)  # [i f o] [g]
+                zs, zg = tf.split(z, [3 * H, H], axis=A)  # [i f o] [g]
                 s = tf.sigmoid(zs)
                 g = tf.tanh(zg)
-                i, f, o = tf.split(s, 3, axis=1)
+                i, f, o = tf.split(s, 3, axis=A)
                 c_new = f * c + i * g
                 tc = tf.tanh(c_new)
                 h_new = o * tc
                 acts = [s, g]
             else:
-                zif, zg, zo = tf.split(z, [2 * H, H, H], axis=1)
-                sif = tf.sigmoid(zif + tf.concat([c, c], axis=1) * p_if)
+                zif, zg, zo = tf.split(z, [2 * H, H, H], axis=A)
+                sif = tf.sigmoid(zif + tf.concat([c, c], axis=A) * p_if)
                 g = tf.tanh(zg)
-                i, f = tf.split(sif, 2, axis=1)
+                i, f = tf.split(sif, 2, axis=A)
                 c_new = f * c + i * g
                 o = tf.sigmoid(zo + c_new * p_o)
                 h_new = o * tf.tanh(c_new)
@@ -192,8 +239,8 @@ def _lstm_recurrence(xw, u, h0, c0, m, rm, peephole=None):
             return (h_new, c_new), [h_new, c_new] + acts
 
         n_act = 2 if p_if is None else 3
-        like = [h0, c0] + ([tf.concat([h0, h0, h0], 1), h0] if n_act == 2 else [tf.concat([h0, h0], 1), h0, h0])
-        (h_t, c_t), outs = _loop(step, n, seqs, (h0, c0), like)
+        stacked = [tf.concat([h0, h0, h0], A), h0] if n_act == 2 else [tf.concat([h0, h0], A), h0, h0]
+        (h_t, c_t), outs = _loop(step, n, seqs, (h0, c0), [h0, c0] + stacked)
         return outs, h_t, c_t
 
     def f(xw, u, h0, c0, *extra):
@@ -205,7 +252,7 @@ def _lstm_recurrence(xw, u, h0, c0, m, rm, peephole=None):
             dh_t = _zeros_if_none(dh_t, h_t)
             dc_t = _zeros_if_none(dc_t, c_t)
             c_prev = _shift(c0, cs)
-            ut = tf.transpose(u)
+            ut = None if fm else tf.transpose(u)
             if peephole is not None:
                 p_if, p_o = extra
             seqs = [dhs, cs, c_prev] + acts + ([m] if m is not None else [])
@@ -222,23 +269,23 @@ def _lstm_recurrence(xw, u, h0, c0, m, rm, peephole=None):
                 tc = tf.tanh(c)
                 if peephole is None:
                     s, g = el[3], el[4]
-                    i, f, o = tf.split(s, 3, axis=1)
+                    i, f, o = tf.split(s, 3, axis=A)
                     dct = dc + tf.raw_ops.TanhGrad(y=tc, dy=dh * o)
-                    dzs = tf.raw_ops.SigmoidGrad(y=s, dy=tf.concat([dct * g, dct * cp, dh * tc], 1))
+                    dzs = tf.raw_ops.SigmoidGrad(y=s, dy=tf.concat([dct * g, dct * cp, dh * tc], A))
                     dzg = tf.raw_ops.TanhGrad(y=g, dy=dct * i)
-                    dz = tf.concat([dzs, dzg], axis=1)
+                    dz = tf.concat([dzs, dzg], axis=A)
                     dc_prev = dct * f
                 else:
                     sif, g, o = el[3], el[4], el[5]
-                    i, f = tf.split(sif, 2, axis=1)
+                    i, f = tf.split(sif, 2, axis=A)
                     dzo = tf.raw_ops.SigmoidGrad(y=o, dy=dh * tc)
                     dct = dc + tf.raw_ops.TanhGrad(y=tc, dy=dh * o) + dzo * p_o
-                    dzif = tf.raw_ops.SigmoidGrad(y=sif, dy=tf.concat([dct * g, dct * cp], 1))
+                    dzif = tf.raw_ops.SigmoidGrad(y=sif, dy=tf.concat([dct * g, dct * cp], A))
                     dzg = tf.raw_ops.TanhGrad(y=g, dy=dct * i)
-                    dz = tf.concat([dzif, dzg, dzo], axis=1)
-                    dpi, dpf = tf.split(dzif * p_if, 2, axis=1)
+                    dz = tf.concat([dzif, dzg, dzo], axis=A)
+                    dpi, dpf = tf.split(dzif * p_if, 2, axis=A)
                     dc_prev = dct * f + dpi + dpf
-                dh_prev = tf.matmul(dz, ut)
+                dh_prev = tf.matmul(u, dz) if fm else tf.matmul(dz, ut)
                 if rm is not None:
                     dh_prev = dh_prev * rm
                 if m is not None:
@@ -247,17 +294,18 @@ def _lstm_recurrence(xw, u, h0, c0, m, rm, peephole=None):
                 return (dh_prev, dc_prev), [dz]
 
             (dh0, dc0), (dzs,) = _loop(
-                step, n, seqs, (dh_t, dc_t), [tf.concat([h0] * 4, 1)], reverse=True
+                step, n, seqs, (dh_t, dc_t), [tf.concat([h0] * 4, A)], reverse=True
             )
             h_prev = _shift(h0, hs)
             if rm is not None:
                 h_prev = h_prev * rm
-            du = tf.matmul(_rows(h_prev), _rows(dzs), transpose_a=True)
-            grads = [dzs, du, dh0, dc0]
+            grads = [dzs, _weight_grad(h_prev, dzs, fm), dh0, dc0]
             if peephole is not None:
-                dp_if = _sum_rows(dzs[..., : 2 * H] * tf.concat([c_prev, c_prev], -1))
-                dp_o = _sum_rows(dzs[..., 3 * H :] * cs)
-                grads += [dp_if, dp_o]
+                # sum over time and batch, keeping the feature axis
+                axes = [0, 2] if fm else [0, 1]
+                dp_if = tf.reduce_sum(gates(dzs, 0, 2 * H) * tf.concat([c_prev, c_prev], 1 + A), axes)
+                dp_o = tf.reduce_sum(gates(dzs, 3 * H, 4 * H) * cs, axes)
+                grads += [tf.reshape(dp_if, p_if.shape), tf.reshape(dp_o, p_o.shape)]
             return grads
 
         return (hs, h_t, c_t), grad

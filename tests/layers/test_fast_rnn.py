@@ -204,6 +204,20 @@ def test_scan_loop_variant_matches_reference(kind, monkeypatch):
     assert max(max_err(g1[k], g2[k]) for k in g2) <= 1e-9
 
 
+@pytest.mark.parametrize("layout", ["batch", "feature"])
+@pytest.mark.parametrize("kind", ["lstm", "peephole_lstm"])
+def test_both_lstm_loop_layouts_match_reference(kind, layout, monkeypatch):
+    monkeypatch.setattr(fast_rnn, "LAYOUT", layout)
+    rng = np.random.default_rng(11)
+    w = make_weights(kind, tf.float64, rng)
+    x, h0, c0, kw = make_inputs(tf.float64, rng, "mask+dropout+backwards")
+    probes = [tf.constant(rng.normal(0, 1, s), tf.float64) for s in [(B, T, H), (B, H), (B, H)]]
+    (o1, h1, c1), g1 = loss_and_grads(fused, kind, x, w, h0, c0, kw, probes)
+    (o2, h2, c2), g2 = loss_and_grads(reference, kind, x, w, h0, c0, kw, probes)
+    assert max(max_err(o1, o2), max_err(h1, h2), max_err(c1, c2)) <= 1e-9
+    assert max(max_err(g1[k], g2[k]) for k in g2) <= 1e-9
+
+
 # ---------------------------------------------------------------- vs Keras built-ins
 
 
