@@ -50,6 +50,10 @@ CELL_CHOICES = [
 # layout (fast_rnn.LAYOUT = "feature", feature-major), to compare with the default.
 FEATURE_MAJOR = "_fm"
 EXTRA_CHOICES = ["fast_lstm_fm", "fast_peephole_fm"]
+# seqlab's generic path (Keras' RNN loop over the cell's step, autodiff), per cell.
+GENERIC_CHOICES = ["generic_lstm", "generic_gru", "generic_gru_before", "generic_peephole", "generic_simple"]
+SEQLAB_CELL = {"lstm": "lstm", "gru": "gru", "gru_before": "gru_cho", "peephole": "peephole_lstm",
+               "simple": "simple_rnn"}
 
 
 def row_kind(cell):
@@ -61,7 +65,7 @@ GATES = {"lstm": 4, "peephole": 4, "gru": 3, "gru_before": 3, "simple": 1}
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cells", default=",".join(CELL_CHOICES),
-                   help="comma-separated rows, from: " + ", ".join(CELL_CHOICES + EXTRA_CHOICES))
+                   help="comma-separated rows, from: " + ", ".join(CELL_CHOICES + EXTRA_CHOICES + GENERIC_CHOICES))
     p.add_argument("--modes", default="graph,xla", help="graph and/or xla (TF rows)")
     p.add_argument("--hidden", default="512", help="comma-separated hidden sizes")
     p.add_argument("--seq", default="128", help="comma-separated sequence lengths")
@@ -91,9 +95,9 @@ def parse_args(argv=None):
         args.hidden, args.seq, args.batch, args.steps, args.warmup = "64", "16", 8, 2, 1
         args.rounds = 1
     args.cells = [c for c in args.cells.split(",") if c]
-    bad = [c for c in args.cells if c not in CELL_CHOICES + EXTRA_CHOICES]
+    bad = [c for c in args.cells if c not in CELL_CHOICES + EXTRA_CHOICES + GENERIC_CHOICES]
     if bad:
-        p.error(f"unknown --cells {bad}; choose from {CELL_CHOICES + EXTRA_CHOICES}")
+        p.error(f"unknown --cells {bad}; choose from {CELL_CHOICES + EXTRA_CHOICES + GENERIC_CHOICES}")
     args.modes = [m for m in args.modes.split(",") if m]
     args.hidden = [int(h) for h in args.hidden.split(",")]
     args.seq = [int(s) for s in args.seq.split(",")]
@@ -170,6 +174,10 @@ def build_tf_row(tf, args, cell, mode, hidden, seq, x, y):
     impl, kind = cell.split("_", 1)[0], row_kind(cell)
     if impl == "fast":
         rnn = make_fast_layer(kind, hidden)
+    elif impl == "generic":
+        from seqlab.layers import Recurrent, get_cell
+
+        rnn = Recurrent(get_cell(SEQLAB_CELL[kind], hidden), return_sequences=True, implementation="generic")
     elif kind == "lstm":
         rnn = keras.layers.LSTM(hidden, return_sequences=True)
     else:
