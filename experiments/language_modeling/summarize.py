@@ -46,6 +46,9 @@ def main() -> None:
         metrics = run.data.metrics
         if "test_perplexity" in metrics:
             print(f"  final: val ppl {metrics.get('val_perplexity'):.2f}  test ppl {metrics['test_perplexity']:.2f}")
+        rescored = {k: v for k, v in sorted(metrics.items()) if k.endswith("streams")}
+        if rescored:  # added by rescore.py --log
+            print("  rescored: " + "  ".join(f"{k} {v:.2f}" for k, v in rescored.items()))
 
 
 if __name__ == "__main__":
