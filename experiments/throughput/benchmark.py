@@ -49,7 +49,11 @@ CELL_CHOICES = [
 # Extra rows, not in the default table: the fused LSTMs with the other loop
 # layout (fast_rnn.LAYOUT = "feature", feature-major), to compare with the default.
 FEATURE_MAJOR = "_fm"
-EXTRA_CHOICES = ["fast_lstm_fm", "fast_peephole_fm"]
+# And the fused kernels with plain graph-mode loops (fast_rnn.COMPILE_LOOPS =
+# False), to compare with the default XLA-compiled loops.
+PLAIN_LOOPS = "_plain"
+EXTRA_CHOICES = ["fast_lstm_fm", "fast_peephole_fm", "fast_lstm_plain", "fast_gru_plain",
+                 "fast_peephole_plain", "fast_simple_plain"]
 # seqlab's generic path (Keras' RNN loop over the cell's step, autodiff), per cell.
 GENERIC_CHOICES = ["generic_lstm", "generic_gru", "generic_gru_before", "generic_peephole", "generic_simple"]
 SEQLAB_CELL = {"lstm": "lstm", "gru": "gru", "gru_before": "gru_cho", "peephole": "peephole_lstm",
@@ -58,7 +62,7 @@ SEQLAB_CELL = {"lstm": "lstm", "gru": "gru", "gru_before": "gru_cho", "peephole"
 
 def row_kind(cell):
     """fast_lstm_fm -> lstm, keras_gru -> gru."""
-    return cell.split("_", 1)[1].removesuffix(FEATURE_MAJOR)
+    return cell.split("_", 1)[1].removesuffix(FEATURE_MAJOR).removesuffix(PLAIN_LOOPS)
 GATES = {"lstm": 4, "peephole": 4, "gru": 3, "gru_before": 3, "simple": 1}
 
 
@@ -200,14 +204,18 @@ def build_tf_row(tf, args, cell, mode, hidden, seq, x, y):
         opt.apply(grads, model.trainable_variables)
         return loss
 
-    if cell.endswith(FEATURE_MAJOR):  # the layout is read when the step is traced
-        from seqlab.layers import fast_rnn
+    # the layout and the loop kind are read when the step is traced
+    setting = {FEATURE_MAJOR: ("LAYOUT", "feature"), PLAIN_LOOPS: ("COMPILE_LOOPS", False)}
+    for suffix, (name, value) in setting.items():
+        if cell.endswith(suffix):
+            from seqlab.layers import fast_rnn
 
-        default, fast_rnn.LAYOUT = fast_rnn.LAYOUT, "feature"
-        try:
-            train_step(x, y)
-        finally:
-            fast_rnn.LAYOUT = default
+            default = getattr(fast_rnn, name)
+            setattr(fast_rnn, name, value)
+            try:
+                train_step(x, y)
+            finally:
+                setattr(fast_rnn, name, default)
     return lambda: float(train_step(x, y).numpy())
 
 
@@ -360,7 +368,8 @@ def main(argv=None):
           f"TF inter_op={tf.config.threading.get_inter_op_parallelism_threads()} "
           f"intra_op={tf.config.threading.get_intra_op_parallelism_threads()} (0 = TF default), "
           f"torch threads={torch.get_num_threads() if torch else '-'}, "
-          f"fast_rnn.LOOP={args.loop}, {args.rounds} rounds x {args.steps} timed steps")
+          f"fast_rnn.LOOP={args.loop}, COMPILE_LOOPS={fast_rnn.COMPILE_LOOPS}, "
+          f"{args.rounds} rounds x {args.steps} timed steps")
     header = (f"{'H':>5} {'T':>4} {'row':<16} {'mode':<6} {'tokens/s':>9} {'GFLOP/s':>8} "
               f"{'%peak':>6} {'tok/CPU-s':>9} {'mem MiB':>8} {'vs keras':>8} {'loss':>7}")
     for hidden in args.hidden:

@@ -167,16 +167,26 @@ def max_err(a, b):
 # ---------------------------------------------------------------- tests
 
 
+def in_mode(mode, fn, *args):
+    """Call ``fn`` eagerly or traced into a graph: in a graph the kernels' time
+    loops run as XLA-compiled functions (``fast_rnn.COMPILE_LOOPS``), eagerly
+    as plain loops, so both paths meet the same references."""
+    if mode == "eager":
+        return fn(*args)
+    return tf.function(lambda: fn(*args), autograph=False)()
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph"])
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("options", ["plain", "mask+dropout", "mask+dropout+backwards",
                                      "backwards"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_matches_reference_values_and_gradients(kind, options, dtype):
+def test_matches_reference_values_and_gradients(kind, options, dtype, mode):
     rng = np.random.default_rng(zlib.crc32(f"{kind}{options}".encode()))
     w = make_weights(kind, dtype, rng)
     x, h0, c0, kw = make_inputs(dtype, rng, options)
     probes = [tf.constant(rng.normal(0, 1, s), dtype) for s in [(B, T, H), (B, H), (B, H)]]
-    (o1, h1, c1), g1 = loss_and_grads(fused, kind, x, w, h0, c0, kw, probes)
+    (o1, h1, c1), g1 = in_mode(mode, loss_and_grads, fused, kind, x, w, h0, c0, kw, probes)
     (o2, h2, c2), g2 = loss_and_grads(reference, kind, x, w, h0, c0, kw, probes)
     tol = TOL[dtype]
     assert o1.dtype == dtype
@@ -295,6 +305,50 @@ def test_xla_compiled_train_step(kind):
         assert max_err(a, b) <= 1e-5
     losses = [float(train_step()[0]) for _ in range(5)]
     assert losses[-1] < float(loss0)
+
+
+def _xla_loop_calls(concrete):
+    """Calls of XLA-compiled functions in a traced graph, nested bodies included."""
+    graph = concrete.graph
+    fdefs = list(graph.as_graph_def().library.function)
+    nodes = list(graph.as_graph_def().node) + [n for f in fdefs for n in f.node_def]
+    called = {n.attr["f"].func.name for n in nodes if "f" in n.attr}
+    compiled = {f.signature.name for f in fdefs if f.attr["_XlaMustCompile"].b}
+    return called & compiled
+
+
+@pytest.mark.parametrize("compile_loops", [True, False])
+def test_graph_loops_are_xla_compiled_with_dynamic_shapes(compile_loops, monkeypatch):
+    """In a graph, the forward and backward loops are two XLA functions (none
+    with COMPILE_LOOPS off); unknown batch and time dimensions compile per
+    shape, and several shapes give the reference's values and gradients."""
+    monkeypatch.setattr(fast_rnn, "COMPILE_LOOPS", compile_loops)
+    rng = np.random.default_rng(5)
+    w = make_weights("lstm", tf.float64, rng)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, D], tf.float64)], autograph=False)
+    def value_and_grads(x):
+        with tf.GradientTape() as tape:
+            tape.watch([x, w["recurrent_kernel"]])
+            out, h, c = fast_rnn.lstm(x, w["kernel"], w["recurrent_kernel"], w["bias"])
+            loss = tf.reduce_sum(out * out) + tf.reduce_sum(c)
+        return loss, tape.gradient(loss, [x, w["recurrent_kernel"]])
+
+    concrete = value_and_grads.get_concrete_function()
+    assert len(_xla_loop_calls(concrete)) == (2 if compile_loops else 0)
+    loss_short, _ = value_and_grads(tf.ones([4, 2, D], tf.float64))  # another T and B
+    assert np.isfinite(float(loss_short))
+    for b in (3, 2):  # (the reference runs the module's T steps)
+        x = tf.constant(rng.normal(0, 1, (b, T, D)))
+        loss, grads = value_and_grads(x)
+        with tf.GradientTape() as tape:
+            tape.watch([x, w["recurrent_kernel"]])
+            out, h, c = reference("lstm", x, w, tf.zeros([b, H], tf.float64),
+                                  tf.zeros([b, H], tf.float64))
+            ref_loss = tf.reduce_sum(out * out) + tf.reduce_sum(c)
+        ref_grads = tape.gradient(ref_loss, [x, w["recurrent_kernel"]])
+        assert abs(float(loss) - float(ref_loss)) <= 1e-9
+        assert max(max_err(a, b_) for a, b_ in zip(grads, ref_grads)) <= 1e-9
 
 
 # ---------------------------------------------------------------- supports / run
