@@ -71,6 +71,9 @@ def parse_args(argv=None):
     p.add_argument("--cells", default=",".join(CELL_CHOICES),
                    help="comma-separated rows, from: " + ", ".join(CELL_CHOICES + EXTRA_CHOICES + GENERIC_CHOICES))
     p.add_argument("--modes", default="graph,xla", help="graph and/or xla (TF rows)")
+    p.add_argument("--xla-cells", default=None,
+                   help="comma-separated TF rows that also run in xla mode (default: all of "
+                        "--cells); the others run in graph mode only")
     p.add_argument("--hidden", default="512", help="comma-separated hidden sizes")
     p.add_argument("--seq", default="128", help="comma-separated sequence lengths")
     p.add_argument("--batch", type=int, default=64)
@@ -103,6 +106,7 @@ def parse_args(argv=None):
     if bad:
         p.error(f"unknown --cells {bad}; choose from {CELL_CHOICES + EXTRA_CHOICES + GENERIC_CHOICES}")
     args.modes = [m for m in args.modes.split(",") if m]
+    args.xla_cells = None if args.xla_cells is None else [c for c in args.xla_cells.split(",") if c]
     args.hidden = [int(h) for h in args.hidden.split(",")]
     args.seq = [int(s) for s in args.seq.split(",")]
     return args
@@ -384,7 +388,8 @@ def main(argv=None):
                         continue
                     rows.append((cell, "eager"))
                 else:
-                    rows.extend((cell, m) for m in args.modes)
+                    rows.extend((cell, m) for m in args.modes
+                                if m != "xla" or args.xla_cells is None or cell in args.xla_cells)
             steps = {}
             for cell, mode in rows:  # build + warm up (tracing, XLA compilation)
                 if cell.startswith("torch"):
