@@ -13,7 +13,13 @@ out instead of obtained by differentiating the loop:
 * the backward loop carries only ``dL/dh`` (and ``dL/dc``) and does one
   ``dz U^T`` matmul per step, storing ``dz``;
 * ``dL/dU`` (and recurrent bias / peephole gradients) is one large matmul
-  (reduction) over all ``T*B`` rows after the backward loop.
+  (reduction) over all ``T*B`` rows after the backward loop;
+* inside a graph, each of the two loops is an XLA-compiled function
+  (``COMPILE_LOOPS``): XLA fuses a step's gate math into a few loops and
+  removes the executor's per-op dispatch, which at B 64 x H 512 costs as much
+  as the step's matmul, while the large matmuls outside the loops keep TF's
+  oneDNN kernels. A training step can therefore stay in graph mode and still
+  get compiled recurrences.
 
 **This module uses TensorFlow ops directly** (``tf.while_loop``,
 ``tf.TensorArray``, ``tf.custom_gradient``, ``tf.raw_ops.TanhGrad``), unlike
@@ -192,9 +198,13 @@ def _sum_rows(x):
 def _lstm_recurrence(xw, u, h0, c0, m, rm, peephole=None):
     """LSTM loop. xw [T,B,4H] = x W + b.
 
-    Gate order: i, f, o, g without peepholes (permuted from Keras' i, f, c, o
-    by ``_ifco_to_ifoc`` so that one sigmoid covers i, f, o), Keras' i, f, c, o
-    with peepholes (o needs c_t, so it gets its own sigmoid anyway).
+    Gate order: Keras' i, f, c, o, with and without peepholes. The step
+    keeps three activation blocks ([i f], g, o: one sigmoid, one tanh, one
+    sigmoid). An earlier version permuted the weights to i, f, o, c so that
+    one sigmoid covered [i f o]; with XLA-compiled loops the three-block form
+    was 1.04-1.08x faster for forward + backward (and needs no permutation of
+    the weights and their gradients), so the plain LSTM and the peephole LSTM
+    now share one step and differ only by the peephole terms.
 
     ``m`` [T,B,1] bool or None; ``rm`` [B,H] or None; ``peephole`` None or
     (p_if [2H], p_o [H]). Returns hs [T,B,H], h_T, c_T.
@@ -247,31 +257,22 @@ def _lstm_core(xw, u, h0, c0, m, rm, peephole, fm):
             h, c = carry
             hd = h * rm if rm is not None else h
             z = el[0] + (tf.matmul(ut, hd) if fm else tf.matmul(hd, u))
-            if p_if is None:
-                zs, zg = tf.split(z, [3 * H, H], axis=A)  # [i f o] [g]
-                s = tf.sigmoid(zs)
-                g = tf.tanh(zg)
-                i, f, o = tf.split(s, 3, axis=A)
-                c_new = f * c + i * g
-                tc = tf.tanh(c_new)
-                h_new = o * tc
-                acts = [s, g]
-            else:
-                zif, zg, zo = tf.split(z, [2 * H, H, H], axis=A)
-                sif = tf.sigmoid(zif + tf.concat([c, c], axis=A) * p_if)
-                g = tf.tanh(zg)
-                i, f = tf.split(sif, 2, axis=A)
-                c_new = f * c + i * g
-                o = tf.sigmoid(zo + c_new * p_o)
-                h_new = o * tf.tanh(c_new)
-                acts = [sif, g, o]
+            zif, zg, zo = tf.split(z, [2 * H, H, H], axis=A)
+            if p_if is not None:
+                zif = zif + tf.concat([c, c], axis=A) * p_if
+            sif = tf.sigmoid(zif)
+            g = tf.tanh(zg)
+            i, f = tf.split(sif, 2, axis=A)
+            c_new = f * c + i * g
+            o = tf.sigmoid(zo + c_new * p_o if p_o is not None else zo)
+            h_new = o * tf.tanh(c_new)
+            acts = [sif, g, o]
             if m is not None:
                 h_new = tf.where(el[1], h_new, h)
                 c_new = tf.where(el[1], c_new, c)
             return (h_new, c_new), [h_new, c_new] + acts
 
-        n_act = 2 if p_if is None else 3
-        stacked = [tf.concat([h0, h0, h0], A), h0] if n_act == 2 else [tf.concat([h0, h0], A), h0, h0]
+        stacked = [tf.concat([h0, h0], A), h0, h0]
         (h_t, c_t), outs = _loop(step, n, seqs, (h0, c0), [h0, c0] + stacked)
         return outs, h_t, c_t
 
@@ -299,24 +300,19 @@ def _lstm_core(xw, u, h0, c0, m, rm, peephole, fm):
                     dh_keep, dc_keep = tf.where(mk, zero, dh), tf.where(mk, zero, dc)
                     dh, dc = tf.where(mk, dh, zero), tf.where(mk, dc, zero)
                 tc = tf.tanh(c)
-                if peephole is None:
-                    s, g = el[3], el[4]
-                    i, f, o = tf.split(s, 3, axis=A)
-                    dct = dc + tf.raw_ops.TanhGrad(y=tc, dy=dh * o)
-                    dzs = tf.raw_ops.SigmoidGrad(y=s, dy=tf.concat([dct * g, dct * cp, dh * tc], A))
-                    dzg = tf.raw_ops.TanhGrad(y=g, dy=dct * i)
-                    dz = tf.concat([dzs, dzg], axis=A)
-                    dc_prev = dct * f
-                else:
-                    sif, g, o = el[3], el[4], el[5]
-                    i, f = tf.split(sif, 2, axis=A)
-                    dzo = tf.raw_ops.SigmoidGrad(y=o, dy=dh * tc)
-                    dct = dc + tf.raw_ops.TanhGrad(y=tc, dy=dh * o) + dzo * p_o
-                    dzif = tf.raw_ops.SigmoidGrad(y=sif, dy=tf.concat([dct * g, dct * cp], A))
-                    dzg = tf.raw_ops.TanhGrad(y=g, dy=dct * i)
-                    dz = tf.concat([dzif, dzg, dzo], axis=A)
+                sif, g, o = el[3], el[4], el[5]
+                i, f = tf.split(sif, 2, axis=A)
+                dzo = tf.raw_ops.SigmoidGrad(y=o, dy=dh * tc)
+                dct = dc + tf.raw_ops.TanhGrad(y=tc, dy=dh * o)
+                if peephole is not None:
+                    dct = dct + dzo * p_o
+                dzif = tf.raw_ops.SigmoidGrad(y=sif, dy=tf.concat([dct * g, dct * cp], A))
+                dzg = tf.raw_ops.TanhGrad(y=g, dy=dct * i)
+                dz = tf.concat([dzif, dzg, dzo], axis=A)
+                dc_prev = dct * f
+                if peephole is not None:
                     dpi, dpf = tf.split(dzif * p_if, 2, axis=A)
-                    dc_prev = dct * f + dpi + dpf
+                    dc_prev = dc_prev + dpi + dpf
                 dh_prev = tf.matmul(u, dz) if fm else tf.matmul(dz, ut)
                 if rm is not None:
                     dh_prev = dh_prev * rm
@@ -582,14 +578,6 @@ def _batch_major(hs, m=None):
     return tf.transpose(hs, [1, 0, 2])
 
 
-def _ifco_to_ifoc(w):
-    """Permute LSTM gate columns i, f, c, o -> i, f, o, c (last axis)."""
-    if w is None:
-        return None
-    i, f, c, o = tf.split(w, 4, axis=-1)
-    return tf.concat([i, f, o, c], axis=-1)
-
-
 @_no_autograph
 def lstm(inputs, kernel, recurrent_kernel, bias=None, h0=None, c0=None, mask=None,
          input_dropout_mask=None, recurrent_dropout_mask=None, go_backwards=False):
@@ -603,9 +591,9 @@ def lstm(inputs, kernel, recurrent_kernel, bias=None, h0=None, c0=None, mask=Non
     units = recurrent_kernel.shape[0]
     h0, c0 = _state(h0, x, units), _state(c0, x, units)
     xs, m = _prepare(x, mask, input_dropout_mask, go_backwards)
-    xw = _project(xs, _ifco_to_ifoc(_cast(kernel, dt)), _ifco_to_ifoc(_cast(bias, dt)))
+    xw = _project(xs, _cast(kernel, dt), _cast(bias, dt))
     hs, h_t, c_t = _lstm_recurrence(
-        xw, _ifco_to_ifoc(_cast(recurrent_kernel, dt)), h0, c0, m,
+        xw, _cast(recurrent_kernel, dt), h0, c0, m,
         _rmask(recurrent_dropout_mask, dt),
     )
     return _batch_major(hs, m), h_t, c_t

@@ -164,7 +164,9 @@ class Recurrent(keras.layers.Layer):
         ok, why = module.supports(self.cell)
         if ok:
             self._fast = module
-            return "fast", why or "fast_rnn supports this cell"
+            loops = ("time loops XLA-compiled inside graphs" if getattr(module, "COMPILE_LOOPS", False)
+                     else "plain time loops")
+            return "fast", why or f"fast_rnn supports this cell; {loops}"
         if self.implementation == "fast":
             raise ValueError(
                 f"Recurrent: implementation='fast' but fast_rnn does not support "
