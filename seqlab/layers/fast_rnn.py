@@ -89,8 +89,9 @@ LAYOUT = "batch"
 # the TF executor; the large matmuls outside the loops (input projection,
 # weight gradients) stay with TF's oneDNN kernels. Measured on the benchmark
 # LSTM (B 64, T 128, H 512, idle 2-core machine): the forward loop 1.35x and
-# forward + backward 1.2x faster than plain graph loops
-# (experiments/throughput/README.md, run 7). Eagerly executed kernels keep
+# forward + backward ~1.2-1.45x faster than plain graph loops, the whole
+# training step 1.24x (experiments/throughput/README.md, session 3, runs 7
+# and 9; benchmark rows *_plain). Eagerly executed kernels keep
 # plain loops (an XLA function per eager call would recompile every time);
 # under an outer ``jit_compile=True`` the loop functions are simply inlined.
 COMPILE_LOOPS = True
