@@ -257,6 +257,51 @@ class RssPeak:
         return self.peak - self.start
 
 
+class HeapPeak(RssPeak):
+    """Peak of the C heap in use (glibc ``mallinfo2``: bytes in use in all
+    malloc arenas plus mmapped chunks), sampled by a thread, above a baseline
+    taken when the object is made.
+
+    Unlike RSS growth it also sees memory that a runtime keeps allocated
+    between steps: XLA's executables hold their buffers from one run to the
+    next, so the RSS growth of a second step misses them (run 9 of the study).
+    """
+
+    def __init__(self, interval=0.002):
+        import ctypes
+
+        class MallInfo2(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                "uordblks", "fordblks", "keepcost")]
+
+        self._mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+        self._mallinfo2.restype = MallInfo2
+        self.interval = interval
+        self.base = self.in_use()
+
+    def in_use(self):
+        info = self._mallinfo2()
+        return info.uordblks + info.hblkhd
+
+    def __enter__(self):
+        self.peak = self.in_use()
+        self.stop = False
+
+        def sample():
+            while not self.stop:
+                self.peak = max(self.peak, self.in_use())
+                time.sleep(self.interval)
+
+        self.thread = threading.Thread(target=sample, daemon=True)
+        self.thread.start()
+        return self
+
+    @property
+    def delta(self):
+        return self.peak - self.base
+
+
 def build_torch_row(torch, args, cell, hidden, seq, x_np, y_np):
     """The same model in torch; returns ``step() -> loss``."""
     nn = torch.nn
@@ -293,12 +338,18 @@ def build_torch_row(torch, args, cell, hidden, seq, x_np, y_np):
 
 
 def memory_of_row(args, cell, mode, hidden, seq):
-    """Peak RSS growth during one training step, measured in a fresh process.
+    """Peak memory of a training step, measured in a fresh process.
 
-    The child runs with glibc ``MALLOC_MMAP_THRESHOLD_`` fixed at 128 KiB so
-    that freed large blocks go back to the OS and RSS follows live memory; it
-    samples RSS every 1 ms during 1 step after 1 warm-up step and prints the
-    (peak - RSS before the step) in bytes. Same method for TF and torch.
+    The child builds the row, takes the C heap in use (glibc ``mallinfo2``)
+    as the baseline, runs one warm-up step (tracing, XLA compilation), then
+    samples the heap in use every 1 ms during a second step and prints the
+    peak above the baseline in bytes (and, second, the RSS growth during the
+    step, the method of runs 1-9). The same method for TF and torch. What the
+    first step leaves allocated for good (traced graphs, compiled
+    executables and the buffers XLA keeps between runs) counts against the
+    row, which is conservative for the compiled rows. glibc's
+    ``MALLOC_MMAP_THRESHOLD_`` is fixed at 128 KiB so that large blocks are
+    mmapped chunks, which ``mallinfo2`` counts as in use until freed.
     """
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", TF_CPP_MIN_LOG_LEVEL="3")
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-row", f"{cell}:{mode}",
@@ -332,10 +383,11 @@ def memory_child(args):
         fast_rnn.LOOP = args.loop
         step = build_tf_row(tf, args, cell, mode, hidden, seq, tf.constant(x_np),
                             tf.constant(y_np))
+    heap = HeapPeak(interval=0.001)  # baseline: the built model, before its first step
     step()
-    with RssPeak(interval=0.001) as mem:
+    with RssPeak(interval=0.001) as rss, heap:
         step()
-    print(f"MEMORY {mem.delta}")
+    print(f"MEMORY {heap.delta} {rss.delta}")
 
 
 # ------------------------------------------------------------------ main
