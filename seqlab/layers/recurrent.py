@@ -87,6 +87,11 @@ class Recurrent(keras.layers.Layer):
         stateful: keep the final states of a batch as the initial states of
             the next (needs a static batch size; ``reset_state()`` clears).
         implementation: ``"auto"`` | ``"fast"`` | ``"generic"`` (see module doc).
+        compile_loops: on the fast path inside a graph, run the time loops as
+            XLA-compiled functions (``True``, ~1.2x faster on CPU) or as plain
+            graph loops (``False``: less memory, since compiled loops keep
+            their working set between steps); ``None`` uses
+            ``fast_rnn.COMPILE_LOOPS`` (True).
 
     Call args: ``sequences [B, T, D]``, ``initial_state`` (list of ``[B, H]``),
     ``mask [B, T]`` (a masked step carries states and output through
@@ -101,6 +106,7 @@ class Recurrent(keras.layers.Layer):
         go_backwards=False,
         stateful=False,
         implementation="auto",
+        compile_loops=None,
         **kwargs,
     ):
         if isinstance(cell, dict):
@@ -117,7 +123,13 @@ class Recurrent(keras.layers.Layer):
                 f"Recurrent: implementation must be one of {_IMPLEMENTATIONS}, "
                 f"got {implementation!r}."
             )
+        if compile_loops is not None and not isinstance(compile_loops, bool):
+            raise ValueError(
+                f"Recurrent: compile_loops must be true, false or null (the default), "
+                f"got {compile_loops!r}."
+            )
         super().__init__(**kwargs)
+        self.compile_loops = compile_loops
         self.cell = cell
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
@@ -164,8 +176,10 @@ class Recurrent(keras.layers.Layer):
         ok, why = module.supports(self.cell)
         if ok:
             self._fast = module
-            loops = ("time loops XLA-compiled inside graphs" if getattr(module, "COMPILE_LOOPS", False)
-                     else "plain time loops")
+            compiled = self.compile_loops
+            if compiled is None:
+                compiled = getattr(module, "COMPILE_LOOPS", False)
+            loops = "time loops XLA-compiled inside graphs" if compiled else "plain time loops"
             return "fast", why or f"fast_rnn supports this cell; {loops}"
         if self.implementation == "fast":
             raise ValueError(
@@ -266,15 +280,16 @@ class Recurrent(keras.layers.Layer):
         return last_output, outputs, list(states)
 
     def _run_fast(self, sequences, initial_state, mask, in_mask, rec_mask):
-        outputs, states = self._fast.run(
-            self.cell,
-            sequences,
-            initial_state,
-            mask=mask,
-            input_dropout_mask=in_mask,
-            recurrent_dropout_mask=rec_mask,
-            go_backwards=self.go_backwards,
-        )
+        with self._fast.compiled_loops(self.compile_loops):
+            outputs, states = self._fast.run(
+                self.cell,
+                sequences,
+                initial_state,
+                mask=mask,
+                input_dropout_mask=in_mask,
+                recurrent_dropout_mask=rec_mask,
+                go_backwards=self.go_backwards,
+            )
         states = list(states)
         return states[0], outputs, states
 
@@ -320,6 +335,7 @@ class Recurrent(keras.layers.Layer):
             "go_backwards": self.go_backwards,
             "stateful": self.stateful,
             "implementation": self.implementation,
+            "compile_loops": self.compile_loops,
         }
         return {**super().get_config(), **config}
 

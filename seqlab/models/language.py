@@ -26,7 +26,8 @@ _BUILTIN_LAYERS = {
     "keras_simple_rnn": keras.layers.SimpleRNN,
 }
 # Options of the sequence layer (the rest of a cell spec goes to the cell).
-_LAYER_OPTIONS = ("return_sequences", "return_state", "go_backwards", "stateful", "implementation")
+_LAYER_OPTIONS = ("return_sequences", "return_state", "go_backwards", "stateful", "implementation",
+                  "compile_loops")
 
 
 def _split_cell(cell: str | Mapping) -> tuple[str, dict]:

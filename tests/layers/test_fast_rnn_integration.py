@@ -129,3 +129,50 @@ def test_same_training_trajectory(kind):
     np.testing.assert_allclose(lf, lg, atol=1e-4, rtol=1e-4)
     for a, b in zip(wf, wg):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def _xla_function_calls(concrete):
+    """Calls of XLA-compiled functions in a traced graph, nested bodies included."""
+    gdef = concrete.graph.as_graph_def()
+    fdefs = list(gdef.library.function)
+    nodes = list(gdef.node) + [n for f in fdefs for n in f.node_def]
+    called = {n.attr["f"].func.name for n in nodes if "f" in n.attr}
+    return called & {f.signature.name for f in fdefs if f.attr["_XlaMustCompile"].b}
+
+
+@pytest.mark.parametrize("compile_loops, n_compiled", [(None, 2), (True, 2), (False, 0)])
+def test_compile_loops_option(compile_loops, n_compiled):
+    """``Recurrent(compile_loops=...)`` picks the fast path's loop kind per layer
+    (None: fast_rnn.COMPILE_LOOPS), says so in its reason, survives a config
+    round trip, and both kinds give the generic path's gradients."""
+    rng = np.random.default_rng(4)
+    x, mask = data(rng)
+    keras.utils.set_random_seed(0)
+    layer = Recurrent(layers.LSTMCell(H), return_sequences=True, compile_loops=compile_loops)
+    generic = Recurrent(layers.LSTMCell(H), return_sequences=True, implementation="generic")
+    layer.build(x.shape)
+    generic.build(x.shape)
+    for src, dst in zip(layer.weights, generic.weights):
+        dst.assign(src)
+    expected = "XLA-compiled" if n_compiled else "plain time loops"
+    assert layer.execution_path == "fast" and expected in layer.execution_reason
+
+    def grads_of(rnn):
+        @tf.function
+        def f(x):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(rnn(x, mask=mask) ** 2)
+            return tape.gradient(loss, rnn.trainable_weights)
+        return f
+
+    fast = grads_of(layer)
+    assert len(_xla_function_calls(fast.get_concrete_function(x))) == n_compiled
+    for a, b in zip(fast(x), grads_of(generic)(x)):
+        assert err(a, b) <= TOL
+    clone = Recurrent.from_config(layer.get_config())
+    assert clone.compile_loops is compile_loops
+
+
+def test_compile_loops_rejects_a_non_boolean():
+    with pytest.raises(ValueError, match="compile_loops must be true, false or null.*'yes'"):
+        Recurrent(layers.LSTMCell(H), compile_loops="yes")

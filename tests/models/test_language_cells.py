@@ -59,6 +59,8 @@ def test_layer_options_go_to_the_layer_and_cell_options_to_the_cell():
     layer = recurrent_layer({"name": "lstm", "forget_bias": 0.0, "implementation": "generic"}, 3,
                             go_backwards=True)
     assert layer.go_backwards and layer.implementation == "generic" and layer.return_sequences
+    # the fast path's loop kind is a layer option too (`+model.cell.compile_loops=false`)
+    assert recurrent_layer({"name": "gru", "compile_loops": False}, 3).compile_loops is False
     assert layer.cell.forget_bias == 0.0
     lm = build_rnn_lm(9, 4, 5, cell="peephole_lstm", stateful=True, batch_size=2, init_scale=0.1)
     assert lm.get_layer("rnn_0").stateful
