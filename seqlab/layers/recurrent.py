@@ -176,9 +176,8 @@ class Recurrent(keras.layers.Layer):
         ok, why = module.supports(self.cell)
         if ok:
             self._fast = module
-            compiled = self.compile_loops
-            if compiled is None:
-                compiled = getattr(module, "COMPILE_LOOPS", False)
+            with module.compiled_loops(self.compile_loops):
+                compiled = module.loops_compiled()
             loops = "time loops XLA-compiled inside graphs" if compiled else "plain time loops"
             return "fast", why or f"fast_rnn supports this cell; {loops}"
         if self.implementation == "fast":

@@ -41,3 +41,13 @@ def make_layer(name, units, x, rng, dtype="float32", **layer_kwargs):
     layer = Recurrent(cell, implementation="generic", dtype=dtype, **layer_kwargs)
     layer.build(x.shape)
     return layer, randomize(cell, rng)
+
+
+def xla_function_calls(concrete):
+    """Names of the XLA-compiled functions (``_XlaMustCompile``) that a traced
+    ``ConcreteFunction`` calls, nested function bodies included."""
+    gdef = concrete.graph.as_graph_def()
+    fdefs = list(gdef.library.function)
+    nodes = list(gdef.node) + [n for f in fdefs for n in f.node_def]
+    called = {n.attr["f"].func.name for n in nodes if "f" in n.attr}
+    return called & {f.signature.name for f in fdefs if f.attr["_XlaMustCompile"].b}

@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 from seqlab.layers import fast_rnn
+from tests.layers.helpers import xla_function_calls
 
 B, T, D, H = 3, 6, 4, 5
 TOL = {tf.float32: 1e-5, tf.float64: 1e-9}
@@ -307,16 +308,6 @@ def test_xla_compiled_train_step(kind):
     assert losses[-1] < float(loss0)
 
 
-def _xla_loop_calls(concrete):
-    """Calls of XLA-compiled functions in a traced graph, nested bodies included."""
-    graph = concrete.graph
-    fdefs = list(graph.as_graph_def().library.function)
-    nodes = list(graph.as_graph_def().node) + [n for f in fdefs for n in f.node_def]
-    called = {n.attr["f"].func.name for n in nodes if "f" in n.attr}
-    compiled = {f.signature.name for f in fdefs if f.attr["_XlaMustCompile"].b}
-    return called & compiled
-
-
 @pytest.mark.parametrize("compile_loops", [True, False])
 def test_graph_loops_are_xla_compiled_with_dynamic_shapes(compile_loops, monkeypatch):
     """In a graph, the forward and backward loops are two XLA functions (none
@@ -335,7 +326,7 @@ def test_graph_loops_are_xla_compiled_with_dynamic_shapes(compile_loops, monkeyp
         return loss, tape.gradient(loss, [x, w["recurrent_kernel"]])
 
     concrete = value_and_grads.get_concrete_function()
-    assert len(_xla_loop_calls(concrete)) == (2 if compile_loops else 0)
+    assert len(xla_function_calls(concrete)) == (2 if compile_loops else 0)
     loss_short, _ = value_and_grads(tf.ones([4, 2, D], tf.float64))  # another T and B
     assert np.isfinite(float(loss_short))
     for b in (3, 2):  # (the reference runs the module's T steps)

@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.layers.helpers import xla_function_calls
+
 layers = pytest.importorskip("seqlab.layers")
 Recurrent = getattr(layers, "Recurrent", None)
 if Recurrent is None or "implementation" not in inspect.signature(Recurrent.__init__).parameters:
@@ -131,15 +133,6 @@ def test_same_training_trajectory(kind):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
-def _xla_function_calls(concrete):
-    """Calls of XLA-compiled functions in a traced graph, nested bodies included."""
-    gdef = concrete.graph.as_graph_def()
-    fdefs = list(gdef.library.function)
-    nodes = list(gdef.node) + [n for f in fdefs for n in f.node_def]
-    called = {n.attr["f"].func.name for n in nodes if "f" in n.attr}
-    return called & {f.signature.name for f in fdefs if f.attr["_XlaMustCompile"].b}
-
-
 @pytest.mark.parametrize("compile_loops, n_compiled", [(None, 2), (True, 2), (False, 0)])
 def test_compile_loops_option(compile_loops, n_compiled):
     """``Recurrent(compile_loops=...)`` picks the fast path's loop kind per layer
@@ -166,7 +159,7 @@ def test_compile_loops_option(compile_loops, n_compiled):
         return f
 
     fast = grads_of(layer)
-    assert len(_xla_function_calls(fast.get_concrete_function(x))) == n_compiled
+    assert len(xla_function_calls(fast.get_concrete_function(x))) == n_compiled
     for a, b in zip(fast(x), grads_of(generic)(x)):
         assert err(a, b) <= TOL
     clone = Recurrent.from_config(layer.get_config())
