@@ -226,22 +226,26 @@ def build_tf_row(tf, args, cell, mode, hidden, seq, x, y):
 # ------------------------------------------------------------------ torch
 
 
-class RssPeak:
-    """Peak resident set size above the start, sampled by a thread."""
+class PeakSampler:
+    """Peak of ``read()`` (bytes) above a baseline, sampled by a thread while
+    the ``with`` block runs. The baseline is ``read()`` when the sampler is
+    made (``baseline_at_start=False``) or when the block starts (True)."""
 
-    def __init__(self, interval=0.002):
-        import psutil
-
-        self.proc = psutil.Process()
+    def __init__(self, read, interval=0.002, baseline_at_start=True):
+        self.read = read
         self.interval = interval
+        self.baseline_at_start = baseline_at_start
+        self.base = read()
 
     def __enter__(self):
-        self.start = self.peak = self.proc.memory_info().rss
+        self.peak = self.read()
+        if self.baseline_at_start:
+            self.base = self.peak
         self.stop = False
 
         def sample():
             while not self.stop:
-                self.peak = max(self.peak, self.proc.memory_info().rss)
+                self.peak = max(self.peak, self.read())
                 time.sleep(self.interval)
 
         self.thread = threading.Thread(target=sample, daemon=True)
@@ -254,52 +258,40 @@ class RssPeak:
 
     @property
     def delta(self):
-        return self.peak - self.start
+        return self.peak - self.base
 
 
-class HeapPeak(RssPeak):
-    """Peak of the C heap in use (glibc ``mallinfo2``: bytes in use in all
-    malloc arenas plus mmapped chunks), sampled by a thread, above a baseline
-    taken when the object is made.
+def rss_reader():
+    """Resident set size of this process."""
+    import psutil
+
+    proc = psutil.Process()
+    return lambda: proc.memory_info().rss
+
+
+def heap_reader():
+    """The C heap in use (glibc ``mallinfo2``: bytes in use in all malloc
+    arenas plus mmapped chunks).
 
     Unlike RSS growth it also sees memory that a runtime keeps allocated
     between steps: XLA's executables hold their buffers from one run to the
     next, so the RSS growth of a second step misses them (run 9 of the study).
     """
+    import ctypes
 
-    def __init__(self, interval=0.002):
-        import ctypes
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost")]
 
-        class MallInfo2(ctypes.Structure):
-            _fields_ = [(n, ctypes.c_size_t) for n in (
-                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-                "uordblks", "fordblks", "keepcost")]
+    mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    mallinfo2.restype = MallInfo2
 
-        self._mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
-        self._mallinfo2.restype = MallInfo2
-        self.interval = interval
-        self.base = self.in_use()
-
-    def in_use(self):
-        info = self._mallinfo2()
+    def read():
+        info = mallinfo2()
         return info.uordblks + info.hblkhd
 
-    def __enter__(self):
-        self.peak = self.in_use()
-        self.stop = False
-
-        def sample():
-            while not self.stop:
-                self.peak = max(self.peak, self.in_use())
-                time.sleep(self.interval)
-
-        self.thread = threading.Thread(target=sample, daemon=True)
-        self.thread.start()
-        return self
-
-    @property
-    def delta(self):
-        return self.peak - self.base
+    return read
 
 
 def build_torch_row(torch, args, cell, hidden, seq, x_np, y_np):
@@ -383,9 +375,10 @@ def memory_child(args):
         fast_rnn.LOOP = args.loop
         step = build_tf_row(tf, args, cell, mode, hidden, seq, tf.constant(x_np),
                             tf.constant(y_np))
-    heap = HeapPeak(interval=0.001)  # baseline: the built model, before its first step
+    # heap baseline: the built model, before its first step; RSS: the second step's start
+    heap = PeakSampler(heap_reader(), interval=0.001, baseline_at_start=False)
     step()
-    with RssPeak(interval=0.001) as rss, heap:
+    with PeakSampler(rss_reader(), interval=0.001) as rss, heap:
         step()
     print(f"MEMORY {heap.delta} {rss.delta}")
 
