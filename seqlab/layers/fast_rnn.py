@@ -166,12 +166,12 @@ def _loop(step, n, seqs, carry, out_like, reverse=False, compiled=None):
     if compiled and not tf.executing_eagerly():
 
         @tf.function(jit_compile=True, autograph=False)
-        def compiled(seqs, carry):
+        def xla_loop(seqs, carry):
             # the length is re-read inside: XLA needs it as a compile-time
             # constant, which a captured dynamic `n` of the outer graph is not
             return _plain_loop(step, _num_steps(seqs[0]), seqs, carry, out_like, reverse)
 
-        new_carry, outs = compiled(list(seqs), carry)
+        new_carry, outs = xla_loop(list(seqs), carry)
         return tuple(new_carry), list(outs)
     return _plain_loop(step, n, seqs, carry, out_like, reverse)
 
