@@ -145,7 +145,7 @@ def _num_steps(x):
     return t if t is not None else tf.shape(x)[0]
 
 
-def _loop(step, n, seqs, carry, out_like, reverse=False, compiled=None):
+def _loop(step, n, seqs, carry, out_like, reverse=False, compiled=None, prev=()):
     """Run ``step`` over ``n`` time steps.
 
     ``seqs``: tensors [T, ...] read at each step; ``carry``: tuple of state
@@ -154,6 +154,13 @@ def _loop(step, n, seqs, carry, out_like, reverse=False, compiled=None):
     final carry and the outputs stacked to [T, ...] (indexed by time, also
     when ``reverse``).
 
+    ``prev``: pairs ``(k, initial)``; for each, ``t_inputs`` gets one more
+    element after the reads of ``seqs``: ``seqs[k][t - 1]``, or ``initial``
+    at ``t == 0``. The backward loops read ``c_{t-1}`` (LSTM) and ``h_{t-1}``
+    (GRU) this way from the stacked states instead of from a shifted copy,
+    which would be one more [T, B, H] tensor alive during the loop, where a
+    training step's memory peaks.
+
     With ``compiled`` (default: ``loops_compiled()``) and inside a graph, the
     loop is one XLA-compiled function; ``step``'s closure (weights, masks) is
     captured as its inputs. The recurrences read the setting once when their
@@ -161,24 +168,28 @@ def _loop(step, n, seqs, carry, out_like, reverse=False, compiled=None):
     traced later, by ``tape.gradient``, outside any ``compiled_loops`` block.
     """
     carry = tuple(carry)
+    keys = [k for k, _ in prev]
     if compiled is None:
         compiled = loops_compiled()
     if compiled and not tf.executing_eagerly():
 
         @tf.function(jit_compile=True, autograph=False)
-        def xla_loop(seqs, carry):
+        def xla_loop(seqs, carry, initials):
             # the length is re-read inside: XLA needs it as a compile-time
             # constant, which a captured dynamic `n` of the outer graph is not
-            return _plain_loop(step, _num_steps(seqs[0]), seqs, carry, out_like, reverse)
+            return _plain_loop(step, _num_steps(seqs[0]), seqs, carry, out_like, reverse,
+                               list(zip(keys, initials)))
 
-        new_carry, outs = xla_loop(list(seqs), carry)
+        new_carry, outs = xla_loop(list(seqs), carry, [x0 for _, x0 in prev])
         return tuple(new_carry), list(outs)
-    return _plain_loop(step, n, seqs, carry, out_like, reverse)
+    return _plain_loop(step, n, seqs, carry, out_like, reverse, prev)
 
 
-def _plain_loop(step, n, seqs, carry, out_like, reverse):
+def _plain_loop(step, n, seqs, carry, out_like, reverse, prev=()):
     carry = tuple(carry)
     if LOOP == "scan":
+        # tf.scan hands over slices, not an index: shifted copies it is
+        seqs = list(seqs) + [_shift(x0, seqs[k]) for k, x0 in prev]
         init = (carry, tuple(tf.zeros_like(o) for o in out_like))
 
         def fn(acc, xs):
@@ -189,8 +200,11 @@ def _plain_loop(step, n, seqs, carry, out_like, reverse):
         last = 0 if reverse else -1
         return tuple(c[last] for c in new_carry), list(outs)
 
+    read_twice = {k for k, _ in prev}
     in_tas = [
-        tf.TensorArray(s.dtype, size=n, element_shape=s.shape[1:]).unstack(s) for s in seqs
+        tf.TensorArray(s.dtype, size=n, element_shape=s.shape[1:],
+                       clear_after_read=k not in read_twice).unstack(s)
+        for k, s in enumerate(seqs)
     ]
     out_tas = [
         tf.TensorArray(o.dtype, size=n, element_shape=o.shape) for o in out_like
@@ -198,7 +212,10 @@ def _plain_loop(step, n, seqs, carry, out_like, reverse):
 
     def body(i, carry, tas):
         t = n - 1 - i if reverse else i
-        new_carry, outs = step([ta.read(t) for ta in in_tas], carry)
+        reads = [ta.read(t) for ta in in_tas]
+        for k, x0 in prev:
+            reads.append(tf.where(t > 0, in_tas[k].read(tf.maximum(t - 1, 0)), x0))
+        new_carry, outs = step(reads, carry)
         tas = tuple(ta.write(t, o) for ta, o in zip(tas, outs))
         return i + 1, tuple(new_carry), tas
 
@@ -276,6 +293,20 @@ def _weight_grad(a, b, fm):
     return tf.matmul(a2, b2, transpose_b=True)
 
 
+def _prev_weight_grad(h0, hs, dzs, rm, fm, scale=None):
+    """sum_t (h_{t-1} * rm * scale_t)^T dz_t, with h_{-1} = h0, without
+    stacking the shifted states: one large matmul over steps 1..T-1
+    (``hs[:-1]`` is a view of ``hs``) plus the step-0 term. ``rm`` and
+    ``scale`` [T, ...] are optional."""
+    a, a0 = hs[:-1], h0
+    if rm is not None:
+        a, a0 = a * rm, a0 * rm
+    if scale is not None:
+        a, a0 = a * scale[1:], a0 * scale[0]
+    first = tf.matmul(a0, dzs[0], transpose_b=True) if fm else tf.matmul(a0, dzs[0], transpose_a=True)
+    return _weight_grad(a, dzs[1:], fm) + first
+
+
 def _lstm_core(xw, u, h0, c0, m, rm, peephole, fm):
     """``_lstm_recurrence`` in either layout: batch-major steps (``fm`` False:
     xw [T,B,4H], h [B,H]) or feature-major (xw [T,4H,B], h [H,B], m [T,1,B],
@@ -324,23 +355,22 @@ def _lstm_core(xw, u, h0, c0, m, rm, peephole, fm):
             dhs = _zeros_if_none(dhs, hs)
             dh_t = _zeros_if_none(dh_t, h_t)
             dc_t = _zeros_if_none(dc_t, c_t)
-            c_prev = _shift(c0, cs)
             ut = None if fm else tf.transpose(u)
             if peephole is not None:
                 p_if, p_o = extra
-            seqs = [dhs, cs, c_prev] + acts + ([m] if m is not None else [])
+            seqs = [dhs, cs] + acts + ([m] if m is not None else [])
 
             def step(el, carry):
                 dh, dc = carry
                 dh = dh + el[0]
-                c, cp = el[1], el[2]
+                c, cp = el[1], el[-1]  # c_t, and c_{t-1} read through `prev`
                 if m is not None:
-                    mk = el[-1]
+                    mk = el[5]
                     zero = tf.zeros_like(dh)
                     dh_keep, dc_keep = tf.where(mk, zero, dh), tf.where(mk, zero, dc)
                     dh, dc = tf.where(mk, dh, zero), tf.where(mk, dc, zero)
                 tc = tf.tanh(c)
-                sif, g, o = el[3], el[4], el[5]
+                sif, g, o = el[2], el[3], el[4]
                 i, f = tf.split(sif, 2, axis=A)
                 dzo = tf.raw_ops.SigmoidGrad(y=o, dy=dh * tc)
                 dct = dc + tf.raw_ops.TanhGrad(y=tc, dy=dh * o)
@@ -363,16 +393,17 @@ def _lstm_core(xw, u, h0, c0, m, rm, peephole, fm):
 
             (dh0, dc0), (dzs,) = _loop(
                 step, n, seqs, (dh_t, dc_t), [tf.concat([h0] * 4, A)], reverse=True,
-                compiled=compiled,
+                compiled=compiled, prev=[(1, c0)],
             )
-            h_prev = _shift(h0, hs)
-            if rm is not None:
-                h_prev = h_prev * rm
-            grads = [dzs, _weight_grad(h_prev, dzs, fm), dh0, dc0]
+            grads = [dzs, _prev_weight_grad(h0, hs, dzs, rm, fm), dh0, dc0]
             if peephole is not None:
-                # sum over time and batch, keeping the feature axis
+                # sum over time and batch of dz_{i,f} * c_{t-1} and dz_o * c_t,
+                # keeping the feature axis
                 axes = [0, 2] if fm else [0, 1]
-                dp_if = tf.reduce_sum(gates(dzs, 0, 2 * H) * tf.concat([c_prev, c_prev], 1 + A), axes)
+                dz_if = gates(dzs, 0, 2 * H)
+                cc = tf.concat([cs[:-1], cs[:-1]], 1 + A)
+                dp_if = (tf.reduce_sum(dz_if[1:] * cc, axes)
+                         + tf.reduce_sum(dz_if[0] * tf.concat([c0, c0], A), 1 - A))
                 dp_o = tf.reduce_sum(gates(dzs, 3 * H, 4 * H) * cs, axes)
                 grads += [tf.reshape(dp_if, p_if.shape), tf.reshape(dp_o, p_o.shape)]
             return grads
@@ -428,8 +459,7 @@ def _gru_recurrence(xw, u, bh, h0, m, rm, reset_after):
         def grad(dhs, dh_t):
             dhs = _zeros_if_none(dhs, hs)
             dh_t = _zeros_if_none(dh_t, h_t)
-            h_prev = _shift(h0, hs)
-            seqs = [dhs, h_prev] + saved + ([m] if m is not None else [])
+            seqs = [dhs, hs] + saved + ([m] if m is not None else [])
             if reset_after:
                 ut = tf.transpose(u)
             else:
@@ -438,9 +468,9 @@ def _gru_recurrence(xw, u, bh, h0, m, rm, reset_after):
             def step(el, carry):
                 (dh,) = carry
                 dh = dh + el[0]
-                hp, zr, hh = el[1], el[2], el[3]
+                hp, zr, hh = el[-1], el[2], el[3]  # h_{t-1} read through `prev`
                 if m is not None:
-                    mk = el[-1]
+                    mk = el[2 + len(saved)]
                     zero = tf.zeros_like(dh)
                     dh_keep = tf.where(mk, zero, dh)
                     dh = tf.where(mk, dh, zero)
@@ -453,35 +483,37 @@ def _gru_recurrence(xw, u, bh, h0, m, rm, reset_after):
                     dzr = tf.raw_ops.SigmoidGrad(y=zr, dy=tf.concat([d_z, dpre_h * hrec], 1))
                     dzh = tf.concat([dzr, dpre_h * r], axis=1)
                     dhd = tf.matmul(dzh, ut)
-                    outs = [dzh, dpre_h]
                 else:
                     hd = hp * rm if rm is not None else hp
                     d_rh = tf.matmul(dpre_h, u_h_t)
                     dzr = tf.raw_ops.SigmoidGrad(y=zr, dy=tf.concat([d_z, d_rh * hd], 1))
                     dhd = d_rh * r + tf.matmul(dzr, u_zr_t)
-                    outs = [dzr, dpre_h]
                 if rm is not None:
                     dhd = dhd * rm
                 dh_prev = dhd + dhz
                 if m is not None:
                     dh_prev = dh_prev + dh_keep
-                return (dh_prev,), outs
+                # the loop stores the projection's gradient only ([T, B, 3H],
+                # in two blocks); what dU needs beyond it is formed after the loop
+                return (dh_prev,), [dzr, dpre_h]
 
-            like = [tf.concat([h0] * (3 if reset_after else 2), 1), h0]
-            (dh0,), (dza, dpre) = _loop(step, n, seqs, (dh_t,), like, reverse=True,
-                                        compiled=compiled)
-            hd_prev = h_prev * rm if rm is not None else h_prev
+            (dh0,), (dzr, dpre) = _loop(step, n, seqs, (dh_t,), [tf.concat([h0, h0], 1), h0],
+                                        reverse=True, compiled=compiled, prev=[(1, h0)])
+            dxw = tf.concat([dzr, dpre], axis=-1)
+            r_all = saved[0][..., H:]
             if reset_after:
-                dxw = tf.concat([dza[..., : 2 * H], dpre], axis=-1)
-                du = tf.matmul(_rows(hd_prev), _rows(dza), transpose_a=True)
+                # h U + b_h = [h U_zr | h U_h] + b_h, the candidate block scaled by r:
+                # its gradient is dpre * r
+                dhr = dpre * r_all
+                du = tf.concat([_prev_weight_grad(h0, hs, dzr, rm, False),
+                                _prev_weight_grad(h0, hs, dhr, rm, False)], axis=1)
                 grads = [dxw, du, dh0]
                 if bh is not None:
-                    grads.append(_sum_rows(dza))
+                    grads.append(tf.concat([_sum_rows(dzr), _sum_rows(dhr)], axis=0))
             else:
-                dxw = tf.concat([dza, dpre], axis=-1)
-                r_all = saved[0][..., H:]
-                du_zr = tf.matmul(_rows(hd_prev), _rows(dza), transpose_a=True)
-                du_h = tf.matmul(_rows(r_all * hd_prev), _rows(dpre), transpose_a=True)
+                # [h U_zr | (r * h) U_h]
+                du_zr = _prev_weight_grad(h0, hs, dzr, rm, False)
+                du_h = _prev_weight_grad(h0, hs, dpre, rm, False, scale=r_all)
                 grads = [dxw, tf.concat([du_zr, du_h], axis=1), dh0]
             return grads
 
@@ -553,11 +585,7 @@ def _simple_recurrence(xw, u, h0, m, rm, activation):
                 return (dh_prev,), [dz]
 
             (dh0,), (dzs,) = _loop(step, n, seqs, (dh_t,), [h0], reverse=True, compiled=compiled)
-            h_prev = _shift(h0, hs)
-            if rm is not None:
-                h_prev = h_prev * rm
-            du = tf.matmul(_rows(h_prev), _rows(dzs), transpose_a=True)
-            return [dzs, du, dh0]
+            return [dzs, _prev_weight_grad(h0, hs, dzs, rm, False), dh0]
 
         return (hs, h_t), grad
 

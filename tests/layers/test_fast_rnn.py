@@ -206,7 +206,9 @@ def test_matches_reference_values_and_gradients(kind, options, dtype, mode):
     "kind, setting, value",
     [
         ("lstm", "LOOP", "scan"),
+        ("peephole_lstm", "LOOP", "scan"),
         ("gru_after", "LOOP", "scan"),
+        ("gru_before", "LOOP", "scan"),
         ("lstm", "LAYOUT", "feature"),
         ("peephole_lstm", "LAYOUT", "feature"),
         ("lstm", "LAYOUT", "batch"),
@@ -306,6 +308,36 @@ def test_xla_compiled_train_step(kind):
         assert max_err(a, b) <= 1e-5
     losses = [float(train_step()[0]) for _ in range(5)]
     assert losses[-1] < float(loss0)
+
+
+@pytest.mark.parametrize("construct", ["eager", "while", "while+xla", "scan"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_loop_prev_reads_the_previous_step(construct, reverse, monkeypatch):
+    """``_loop(prev=...)`` hands each step ``seq[t-1]`` (the initial value at
+    t = 0), in either direction and in every loop construct; the backward
+    kernels read c_{t-1} and h_{t-1} this way instead of from shifted copies."""
+    monkeypatch.setattr(fast_rnn, "LOOP", "scan" if construct == "scan" else "while")
+    rng = np.random.default_rng(3)
+    xs = tf.constant(rng.normal(size=(5, 2, 3)))
+    x0 = tf.constant(rng.normal(size=(2, 3)))
+    def step(el, carry):
+        (acc,) = carry
+        now, before = el
+        # the carry sees every step once, whatever the direction
+        return (acc + now - 10.0 * before,), [now, before]
+
+    def run():
+        return fast_rnn._loop(step, 5, [xs], (tf.zeros_like(x0),), [x0, x0], reverse=reverse,
+                              compiled=construct == "while+xla", prev=[(0, x0)])
+
+    if construct == "eager":
+        (acc,), (now, before) = run()
+    else:
+        (acc,), (now, before) = tf.function(run)()
+    expected_before = np.concatenate([x0.numpy()[None], xs.numpy()[:-1]])
+    np.testing.assert_allclose(now.numpy(), xs.numpy())
+    np.testing.assert_allclose(before.numpy(), expected_before)
+    np.testing.assert_allclose(acc.numpy(), (xs.numpy() - 10 * expected_before).sum(0))
 
 
 @pytest.mark.parametrize("compile_loops", [True, False])
