@@ -316,9 +316,6 @@ def _lstm_core(xw, u, h0, c0, m, rm, peephole, fm):
     H = u.shape[0]
     A = 0 if fm else 1  # the feature axis of a per-step tensor
 
-    def gates(x, start, stop):  # a gate block of a stacked per-step or [T, ...] tensor
-        return x[..., start:stop, :] if fm else x[..., start:stop]
-
     def fwd(xw, u, h0, c0, *extra):
         p_if, p_o = extra if peephole is not None else (None, None)
         seqs = [xw] + ([m] if m is not None else [])
@@ -361,7 +358,7 @@ def _lstm_core(xw, u, h0, c0, m, rm, peephole, fm):
             seqs = [dhs, cs] + acts + ([m] if m is not None else [])
 
             def step(el, carry):
-                dh, dc = carry
+                dh, dc = carry[:2]
                 dh = dh + el[0]
                 c, cp = el[1], el[-1]  # c_t, and c_{t-1} read through `prev`
                 if m is not None:
@@ -389,22 +386,25 @@ def _lstm_core(xw, u, h0, c0, m, rm, peephole, fm):
                 if m is not None:
                     dh_prev = dh_prev + dh_keep
                     dc_prev = dc_prev + dc_keep
-                return (dh_prev, dc_prev), [dz]
+                new_carry = (dh_prev, dc_prev)
+                if peephole is not None:
+                    # the peephole gradients sum dz_{i,f} * c_{t-1} and dz_o * c_t
+                    # over time in the carry: no [T, ...] temporaries after the loop
+                    acc_if, acc_o = carry[2:]
+                    new_carry += (acc_if + dzif * tf.concat([cp, cp], A), acc_o + dzo * c)
+                return new_carry, [dz]
 
-            (dh0, dc0), (dzs,) = _loop(
-                step, n, seqs, (dh_t, dc_t), [tf.concat([h0] * 4, A)], reverse=True,
+            carry = (dh_t, dc_t)
+            if peephole is not None:
+                carry += (tf.zeros_like(tf.concat([c0, c0], A)), tf.zeros_like(c0))
+            carry, (dzs,) = _loop(
+                step, n, seqs, carry, [tf.concat([h0] * 4, A)], reverse=True,
                 compiled=compiled, prev=[(1, c0)],
             )
-            grads = [dzs, _prev_weight_grad(h0, hs, dzs, rm, fm), dh0, dc0]
+            grads = [dzs, _prev_weight_grad(h0, hs, dzs, rm, fm), carry[0], carry[1]]
             if peephole is not None:
-                # sum over time and batch of dz_{i,f} * c_{t-1} and dz_o * c_t,
-                # keeping the feature axis
-                axes = [0, 2] if fm else [0, 1]
-                dz_if = gates(dzs, 0, 2 * H)
-                cc = tf.concat([cs[:-1], cs[:-1]], 1 + A)
-                dp_if = (tf.reduce_sum(dz_if[1:] * cc, axes)
-                         + tf.reduce_sum(dz_if[0] * tf.concat([c0, c0], A), 1 - A))
-                dp_o = tf.reduce_sum(gates(dzs, 3 * H, 4 * H) * cs, axes)
+                batch_axis = 1 - A
+                dp_if, dp_o = (tf.reduce_sum(acc, batch_axis) for acc in carry[2:])
                 grads += [tf.reshape(dp_if, p_if.shape), tf.reshape(dp_o, p_o.shape)]
             return grads
 
