@@ -208,7 +208,9 @@ def build_tf_row(tf, args, cell, mode, hidden, seq, x, y):
         opt.apply(grads, model.trainable_variables)
         return loss
 
-    # the layout and the loop kind are read when the step is traced
+    # the layout and the loop kind are read when the step is traced, which
+    # happens here without running it (the memory child's baseline must come
+    # before the first step: see memory_of_row)
     setting = {FEATURE_MAJOR: ("LAYOUT", "feature"), PLAIN_LOOPS: ("COMPILE_LOOPS", False)}
     for suffix, (name, value) in setting.items():
         if cell.endswith(suffix):
@@ -217,7 +219,7 @@ def build_tf_row(tf, args, cell, mode, hidden, seq, x, y):
             default = getattr(fast_rnn, name)
             setattr(fast_rnn, name, value)
             try:
-                train_step(x, y)
+                train_step.get_concrete_function(x, y)
             finally:
                 setattr(fast_rnn, name, default)
     return lambda: float(train_step(x, y).numpy())
@@ -338,12 +340,20 @@ def memory_of_row(args, cell, mode, hidden, seq):
     peak above the baseline in bytes (and, second, the RSS growth during the
     step, the method of runs 1-9). The same method for TF and torch. What the
     first step leaves allocated for good (traced graphs, compiled
-    executables and the buffers XLA keeps between runs) counts against the
-    row, which is conservative for the compiled rows. glibc's
+    executables) counts against the row. glibc's
     ``MALLOC_MMAP_THRESHOLD_`` is fixed at 128 KiB so that large blocks are
     mmapped chunks, which ``mallinfo2`` counts as in use until freed.
+
+    The child runs with ``TF_ENABLE_ONEDNN_OPTS=0``. With oneDNN's
+    optimizations on, TF's CPU allocator pools large blocks and keeps them
+    from one step to the next, so the heap in use shows the pool's growth
+    (which blocks the first step happened to request, and whether a step ran
+    before the baseline) rather than the bytes a step needs: session 3's
+    run 11 was measured that way and is superseded by run 12. The tensors and
+    their sizes do not depend on the setting, only which kernels compute them.
     """
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", TF_CPP_MIN_LOG_LEVEL="3",
+               TF_ENABLE_ONEDNN_OPTS="0")
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-row", f"{cell}:{mode}",
            "--hidden", str(hidden), "--seq", str(seq), "--batch", str(args.batch),
            "--embedding", str(args.embedding), "--vocab", str(args.vocab),

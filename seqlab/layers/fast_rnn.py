@@ -111,9 +111,11 @@ def compiled_loops(enabled):
     """Within the block, kernels traced into a graph use XLA-compiled loops
     (``True``) or plain loops (``False``); ``None`` keeps ``COMPILE_LOOPS``.
 
-    The compiled loops keep their working set allocated between runs (at
-    B 64 x T 128 x H 512 about 300 MiB for an LSTM, against ~90 MiB at the
-    peak of the plain loops), so ``False`` trades ~1.2x speed for memory.
+    Compiled loops are ~1.2x faster on CPU and need about the same peak
+    memory as plain ones (B 64 x T 128 x H 512 LSTM training step: 199 vs
+    191 MiB; experiments/throughput/README.md, run 12). Plain loops avoid
+    XLA compilation, which happens again for every new batch or sequence
+    length.
     """
     if enabled is not None and not isinstance(enabled, bool):
         raise ValueError(f"compiled_loops: enabled must be True, False or None, got {enabled!r}")

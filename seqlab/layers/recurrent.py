@@ -89,8 +89,9 @@ class Recurrent(keras.layers.Layer):
         implementation: ``"auto"`` | ``"fast"`` | ``"generic"`` (see module doc).
         compile_loops: on the fast path inside a graph, run the time loops as
             XLA-compiled functions (``True``, ~1.2x faster on CPU) or as plain
-            graph loops (``False``: less memory, since compiled loops keep
-            their working set between steps); ``None`` uses
+            graph loops (``False``: no XLA compilation, e.g. when every batch
+            has another sequence length, for which the loops would be
+            compiled again; about the same peak memory); ``None`` uses
             ``fast_rnn.COMPILE_LOOPS`` (True).
 
     Call args: ``sequences [B, T, D]``, ``initial_state`` (list of ``[B, H]``),
