@@ -18,12 +18,11 @@ GFLOP/s (matmul FLOPs of forward + backward, counted as 3x the forward
 2*(D+H)*G*H + 2*H*V per token); % of the 2048^2 fp32 tf.matmul peak
 (measured at the start of every round, median); tokens per CPU-second of
 this process (process_time: all threads; less sensitive than wall time to
-other processes on a shared machine); peak memory of one training step (peak
-RSS growth above the RSS before the step, sampled every 1 ms, in a fresh
-subprocess per row with glibc's MALLOC_MMAP_THRESHOLD_ fixed so freed blocks
-return to the OS: the same method for TF and torch; TF's allocator
-statistics miss the TensorList accumulators of graph-mode while-loop
-gradients, so they are not used); ratio to the Keras built-in of the same
+other processes on a shared machine); peak memory of one training step (the
+C heap in use, sampled every 1 ms during the second step of a fresh
+subprocess per row, above the heap before the first step, with TF's pooling
+allocator off: see ``memory_of_row``; the same method for TF and torch;
+``memory_profile.py`` prints the heap over a step); ratio to the Keras built-in of the same
 cell in the same mode (torch rows: to Keras graph mode).
 
     python experiments/throughput/benchmark.py                 # the default table

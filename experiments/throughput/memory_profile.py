@@ -1,0 +1,83 @@
+"""The C heap in use over one training step of a benchmark row, as a text profile.
+
+Where the peak of ``benchmark.py``'s memory column comes from: the heap in
+use (glibc ``mallinfo2``) is sampled every 0.5 ms during the second training
+step of a row, and printed in units of one [B, T, H] float32 tensor (16 MiB
+at the defaults) above the heap before the first step, as ~60 evenly spaced
+samples. A forward loop, a backward loop and the work between them show up
+as plateaus. Same model and settings as the benchmark rows.
+
+Run it with TF's pooling allocator off, as the benchmark's memory child does
+(see ``memory_of_row``):
+
+    TF_ENABLE_ONEDNN_OPTS=0 MALLOC_MMAP_THRESHOLD_=131072 \\
+        python experiments/throughput/memory_profile.py fast_lstm keras_lstm
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import benchmark  # noqa: E402
+
+
+def profile(row, args, points=60, interval=0.0005):
+    """(peak, samples) of the heap in use during the row's second step, in
+    units of one [B, T, H] float32 tensor above the heap before the first."""
+    tf = benchmark.tf_setup(args)
+    read = benchmark.heap_reader()
+    hidden, seq = args.hidden[0], args.seq[0]
+    x, y = benchmark.make_batch(args, seq)
+    step = benchmark.build_tf_row(tf, args, row, "graph", hidden, seq, tf.constant(x),
+                                  tf.constant(y))
+    base = read()
+    step()
+    trace, done = [], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            trace.append(read())
+            time.sleep(interval)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    time.sleep(0.01)
+    step()
+    time.sleep(0.01)
+    done.set()
+    sampler.join()
+    unit = args.batch * seq * hidden * 4
+    values = [(v - base) / unit for v in trace]
+    stride = max(1, len(values) // points)
+    return max(values), values[::stride]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("rows", nargs="+", help="TF rows of benchmark.py (fast_lstm, keras_gru, ...)")
+    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--batch", type=int, default=64)
+    opts = p.parse_args(argv)
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
+        print("note: TF_ENABLE_ONEDNN_OPTS is not 0, so TF's allocator pools blocks and the "
+              "profile shows the pool, not live memory", file=sys.stderr)
+    for row in opts.rows:
+        if row.startswith("torch"):
+            p.error(f"{row}: only TF rows have a profile here (use benchmark.py for torch)")
+        args = benchmark.parse_args(["--hidden", str(opts.hidden), "--seq", str(opts.seq),
+                                     "--batch", str(opts.batch)])
+        peak, samples = profile(row, args)
+        print(f"{row} (H {opts.hidden}, T {opts.seq}, B {opts.batch}): peak {peak:.1f} units "
+              f"of [B, T, H] above the start")
+        print("  " + " ".join(f"{v:.1f}" for v in samples))
+
+
+if __name__ == "__main__":
+    main()
