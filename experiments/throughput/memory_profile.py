@@ -68,9 +68,12 @@ def main(argv=None):
     if os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
         print("note: TF_ENABLE_ONEDNN_OPTS is not 0, so TF's allocator pools blocks and the "
               "profile shows the pool, not live memory", file=sys.stderr)
+    known = benchmark.CELL_CHOICES + benchmark.EXTRA_CHOICES + benchmark.GENERIC_CHOICES
     for row in opts.rows:
-        if row.startswith("torch"):
-            p.error(f"{row}: only TF rows have a profile here (use benchmark.py for torch)")
+        if row not in known or row.startswith("torch"):
+            p.error(f"{row!r}: not a TF row of benchmark.py; choose from "
+                    + ", ".join(r for r in known if not r.startswith("torch")))
+    for row in opts.rows:
         args = benchmark.parse_args(["--hidden", str(opts.hidden), "--seq", str(opts.seq),
                                      "--batch", str(opts.batch)])
         peak, samples = profile(row, args)
