@@ -295,14 +295,20 @@ def _weight_grad(a, b, fm):
     return tf.matmul(a2, b2, transpose_b=True)
 
 
-def _prev_weight_grad(h0, hs, dzs, rm, fm, scale=None):
-    """sum_t (h_{t-1} * rm * scale_t)^T dz_t, with h_{-1} = h0, without
-    stacking the shifted states: one large matmul over steps 1..T-1
-    (``hs[:-1]`` is a view of ``hs``) plus the step-0 term. ``rm`` and
-    ``scale`` [T, ...] are optional."""
-    a, a0 = hs[:-1], h0
-    if rm is not None:
-        a, a0 = a * rm, a0 * rm
+def _prev_states(h0, hs, rm):
+    """The states the recurrent matmul saw, h_{t-1} * rm, without stacking
+    the shifted states: (steps 1..T-1 as ``hs[:-1]``, a view of ``hs`` when
+    ``rm`` is None, and step 0's ``h0``)."""
+    if rm is None:
+        return hs[:-1], h0
+    return hs[:-1] * rm, h0 * rm
+
+
+def _prev_weight_grad(prev, dzs, fm, scale=None):
+    """sum_t (h_{t-1} * rm * scale_t)^T dz_t for ``prev = _prev_states(...)``:
+    one large matmul over steps 1..T-1 plus the step-0 term. ``scale``
+    [T, ...] is optional."""
+    a, a0 = prev
     if scale is not None:
         a, a0 = a * scale[1:], a0 * scale[0]
     first = tf.matmul(a0, dzs[0], transpose_b=True) if fm else tf.matmul(a0, dzs[0], transpose_a=True)
@@ -403,7 +409,7 @@ def _lstm_core(xw, u, h0, c0, m, rm, peephole, fm):
                 step, n, seqs, carry, [tf.concat([h0] * 4, A)], reverse=True,
                 compiled=compiled, prev=[(1, c0)],
             )
-            grads = [dzs, _prev_weight_grad(h0, hs, dzs, rm, fm), carry[0], carry[1]]
+            grads = [dzs, _prev_weight_grad(_prev_states(h0, hs, rm), dzs, fm), carry[0], carry[1]]
             if peephole is not None:
                 batch_axis = 1 - A
                 dp_if, dp_o = (tf.reduce_sum(acc, batch_axis) for acc in carry[2:])
@@ -503,19 +509,20 @@ def _gru_recurrence(xw, u, bh, h0, m, rm, reset_after):
                                         reverse=True, compiled=compiled, prev=[(1, h0)])
             dxw = tf.concat([dzr, dpre], axis=-1)
             r_all = saved[0][..., H:]
+            prev = _prev_states(h0, hs, rm)
             if reset_after:
                 # h U + b_h = [h U_zr | h U_h] + b_h, the candidate block scaled by r:
                 # its gradient is dpre * r
                 dhr = dpre * r_all
-                du = tf.concat([_prev_weight_grad(h0, hs, dzr, rm, False),
-                                _prev_weight_grad(h0, hs, dhr, rm, False)], axis=1)
+                du = tf.concat([_prev_weight_grad(prev, dzr, False),
+                                _prev_weight_grad(prev, dhr, False)], axis=1)
                 grads = [dxw, du, dh0]
                 if bh is not None:
                     grads.append(tf.concat([_sum_rows(dzr), _sum_rows(dhr)], axis=0))
             else:
                 # [h U_zr | (r * h) U_h]
-                du_zr = _prev_weight_grad(h0, hs, dzr, rm, False)
-                du_h = _prev_weight_grad(h0, hs, dpre, rm, False, scale=r_all)
+                du_zr = _prev_weight_grad(prev, dzr, False)
+                du_h = _prev_weight_grad(prev, dpre, False, scale=r_all)
                 grads = [dxw, tf.concat([du_zr, du_h], axis=1), dh0]
             return grads
 
@@ -587,7 +594,7 @@ def _simple_recurrence(xw, u, h0, m, rm, activation):
                 return (dh_prev,), [dz]
 
             (dh0,), (dzs,) = _loop(step, n, seqs, (dh_t,), [h0], reverse=True, compiled=compiled)
-            return [dzs, _prev_weight_grad(h0, hs, dzs, rm, False), dh0]
+            return [dzs, _prev_weight_grad(_prev_states(h0, hs, rm), dzs, False), dh0]
 
         return (hs, h_t), grad
 

@@ -320,6 +320,7 @@ def test_loop_prev_reads_the_previous_step(construct, reverse, monkeypatch):
     rng = np.random.default_rng(3)
     xs = tf.constant(rng.normal(size=(5, 2, 3)))
     x0 = tf.constant(rng.normal(size=(2, 3)))
+
     def step(el, carry):
         (acc,) = carry
         now, before = el
