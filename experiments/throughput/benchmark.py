@@ -230,7 +230,8 @@ def build_tf_row(tf, args, cell, mode, hidden, seq, x, y):
 class PeakSampler:
     """Peak of ``read()`` (bytes) above a baseline, sampled by a thread while
     the ``with`` block runs. The baseline is ``read()`` when the sampler is
-    made (``baseline_at_start=False``) or when the block starts (True)."""
+    made (``baseline_at_start=False``) or when the block starts (True).
+    ``samples`` keeps every reading, in order (memory_profile.py prints them)."""
 
     def __init__(self, read, interval=0.002, baseline_at_start=True):
         self.read = read
@@ -240,13 +241,16 @@ class PeakSampler:
 
     def __enter__(self):
         self.peak = self.read()
+        self.samples = [self.peak]
         if self.baseline_at_start:
             self.base = self.peak
         self.stop = False
 
         def sample():
             while not self.stop:
-                self.peak = max(self.peak, self.read())
+                value = self.read()
+                self.samples.append(value)
+                self.peak = max(self.peak, value)
                 time.sleep(self.interval)
 
         self.thread = threading.Thread(target=sample, daemon=True)

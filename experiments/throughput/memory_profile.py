@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -36,24 +35,14 @@ def profile(row, args, points=60, interval=0.0005):
     x, y = benchmark.make_batch(args, seq)
     step = benchmark.build_tf_row(tf, args, row, "graph", hidden, seq, tf.constant(x),
                                   tf.constant(y))
-    base = read()
+    sampler = benchmark.PeakSampler(read, interval=interval, baseline_at_start=False)
     step()
-    trace, done = [], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            trace.append(read())
-            time.sleep(interval)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    time.sleep(0.01)
-    step()
-    time.sleep(0.01)
-    done.set()
-    sampler.join()
+    with sampler:
+        time.sleep(0.01)
+        step()
+        time.sleep(0.01)
     unit = args.batch * seq * hidden * 4
-    values = [(v - base) / unit for v in trace]
+    values = [(v - sampler.base) / unit for v in sampler.samples]
     stride = max(1, len(values) // points)
     return max(values), values[::stride]
 
