@@ -4,22 +4,27 @@ LSTM, GRU (both reset-gate placements), simple RNN and peephole LSTM run as
 one time loop forward and one time loop backward, with the gradient written
 out instead of obtained by differentiating the loop:
 
-* the input projection ``x W + b`` for all time steps is one matmul before the
-  forward loop (its gradient, one matmul after the backward loop, is left to
-  ordinary autodiff since it lies outside the loop);
+* time is cut into a few chunks of consecutive steps (``CHUNKS``). A chunk's
+  input projection ``x W + b`` is one matmul over its K*B rows, made just
+  before its steps;
 * the forward loop does one ``h U`` matmul and one block of elementwise gate
-  math per step, and keeps what the backward loop needs (gate activations,
-  the cell state ``c``);
-* the backward loop carries only ``dL/dh`` (and ``dL/dc``) and does one
-  ``dz U^T`` matmul per step, storing ``dz``;
-* ``dL/dU`` (and recurrent bias / peephole gradients) is one large matmul
-  (reduction) over all ``T*B`` rows after the backward loop;
-* inside a graph, each of the two loops is an XLA-compiled function
-  (``COMPILE_LOOPS``): XLA fuses a step's gate math into a few loops and
-  removes the executor's per-op dispatch, which at B 64 x H 512 costs as much
-  as the step's matmul, while the large matmuls outside the loops keep TF's
-  oneDNN kernels. A training step can therefore stay in graph mode and still
-  get compiled recurrences.
+  math per step, and keeps what the backward loop needs (the gate
+  activations; the LSTM's cell states are recomputed per chunk from them);
+* the backward loop runs the chunks in reverse, carries only ``dL/dh`` (and
+  ``dL/dc``) and does one ``dz U^T`` matmul per step, storing the chunk's
+  ``dz``;
+* after each chunk's backward loop, ``dL/dW``, ``dL/db``, ``dL/dU`` (and
+  the recurrent bias gradient) and ``dL/dx`` are one matmul or reduction
+  each over the chunk's K*B rows; so only one chunk's ``dz`` [K,B,G] is
+  alive at a time, instead of [T,B,G] (``CHUNKS = 1`` gives that unchunked
+  form, ~6 % faster and ~2.5 [B,T,H] tensors larger at the benchmark's
+  shape);
+* inside a graph, each time loop is an XLA-compiled function shared by the
+  chunks (``COMPILE_LOOPS``): XLA fuses a step's gate math into a few loops
+  and removes the executor's per-op dispatch, which at B 64 x H 512 costs as
+  much as the step's matmul, while the large matmuls outside the loops keep
+  TF's oneDNN kernels. A training step can therefore stay in graph mode and
+  still get compiled recurrences.
 
 **This module uses TensorFlow ops directly** (``tf.while_loop``,
 ``tf.TensorArray``, ``tf.custom_gradient``, ``tf.raw_ops.TanhGrad``), unlike
@@ -64,28 +69,23 @@ import keras
 import tensorflow as tf
 
 __all__ = [
-    "lstm", "gru", "simple_rnn", "peephole_lstm", "supports", "run", "LOOP", "LAYOUT", "COMPILE_LOOPS",
+    "lstm", "gru", "simple_rnn", "peephole_lstm", "supports", "run", "CHUNKS", "COMPILE_LOOPS",
     "compiled_loops",
 ]
 
-# Which loop construct the kernels use: "while" (tf.while_loop over
-# TensorArrays, the default) or "scan" (tf.scan). Both were measured for the
-# LSTM layer (B 64, T 128, H 512, forward + backward, graph and XLA): equal
-# within the noise of the shared 2-core machine (1.45 vs 1.48 CPU-s graph,
-# 1.39 vs 1.51 CPU-s XLA), so the while loop stays (it does not stack the
-# carried state at every step as tf.scan does). Module-level so the benchmark
-# (--loop) can compare them.
-LOOP = "while"
-
-# The layout of the LSTM loops: "batch" (states [B, H], per-step matmuls
-# ``h U`` [B,H]x[H,4H] and ``dz U^T``) or "feature" (feature-major: states
-# [H, B], ``U^T h`` [4H,H]x[H,B] and ``U dz``, with one transpose of the
-# sequence in and out). Alone, oneDNN runs the feature-major per-step matmul
-# faster on this CPU (B=64, H=512: 72-85 % vs 58-62 % of the 2048^2 peak),
-# but the whole training step was 8 % slower (the transposes of the [T,B,4H]
-# projections and gradients cost more than the matmuls gain), so "batch"
-# stays the default. See experiments/throughput/README.md (rows *_fm).
-LAYOUT = "batch"
+# How the time loops split the sequence: into CHUNKS runs of consecutive
+# steps (the divisor of T nearest to CHUNKS, with at least MIN_CHUNK_STEPS
+# steps per chunk; one chunk when there is none or T is not static). The
+# forward pass projects a chunk's inputs (one matmul over its K*B rows) just
+# before the chunk's steps; the backward pass forms the chunk's weight
+# gradients and dx (one matmul each over K*B rows) right after them. So
+# [K, B, G] of projection or gate gradient is alive at a time instead of
+# [T, B, G]. Benchmark LSTM (B 64, T 128, H 512, one training step, live
+# heap): 9.7-9.8 [B,T,H] units (~157 MiB) with 8 chunks, against 12.4 in
+# one chunk and 10.6-11.5 for Keras' LSTM; the step is ~6 % slower than in
+# one chunk (experiments/throughput/README.md, session 5).
+CHUNKS = 8
+MIN_CHUNK_STEPS = 8
 
 # Whether each time loop (forward and backward) runs as its own XLA-compiled
 # function when the kernels are traced into a graph (``tf.function``). XLA
@@ -137,7 +137,7 @@ def loops_compiled():
 _no_autograph = tf.autograph.experimental.do_not_convert
 
 # --------------------------------------------------------------------------
-# loop helper
+# time loops and chunks
 # --------------------------------------------------------------------------
 
 
@@ -147,61 +147,90 @@ def _num_steps(x):
     return t if t is not None else tf.shape(x)[0]
 
 
-def _loop(step, n, seqs, carry, out_like, reverse=False, compiled=None, prev=()):
-    """Run ``step`` over ``n`` time steps.
+def _chunking(n):
+    """(chunks, steps per chunk) for a static ``n``: the divisor of ``n``
+    nearest to ``CHUNKS`` whose chunks have at least ``MIN_CHUNK_STEPS``
+    steps, else one chunk."""
+    if CHUNKS <= 1:
+        return 1, n
+    options = [d for d in range(2, n + 1) if n % d == 0 and n // d >= MIN_CHUNK_STEPS]
+    if not options:
+        return 1, n
+    nc = min(options, key=lambda d: (abs(d - CHUNKS), d))
+    return nc, n // nc
 
-    ``seqs``: tensors [T, ...] read at each step; ``carry``: tuple of state
+
+def _chunks(n):
+    """The chunks of ``n`` time steps as slice bounds ``[(t0, t1), ...]``;
+    ``[(0, None)]`` (the whole sequence) when ``n`` is not static."""
+    if not isinstance(n, int):
+        return [(0, None)]
+    nc, k = _chunking(n)
+    return [(j * k, (j + 1) * k) for j in range(nc)]
+
+
+def _after(tensors):
+    """Ops created in this block run only after ``tensors`` exist. A chunk's
+    inputs (its projection, its slice of dL/dh) are prepared after the
+    previous chunk's loop, so that the executor does not prepare every
+    chunk's at once, which would hold them all."""
+    if not tensors or tf.executing_eagerly():
+        return contextlib.nullcontext()
+    return tf.control_dependencies(list(tensors))
+
+
+def _two_back(*results):
+    """The results of the chunk before last among per-chunk result lists.
+    A backward chunk starts only after them: the weight gradients of a
+    chunk, which nothing else waits for, may overlap the next chunk's loop
+    but not lag further, or the executor would keep several chunks' dz
+    alive."""
+    return [r[-2] for r in results if len(r) >= 2]
+
+
+def _time_loop(step, out_like, reverse=False, compiled=None, prev=()):
+    """A loop over the steps of one chunk, built once and called per chunk:
+    ``loop(seqs, carry, initials=()) -> (carry, outs)``.
+
+    ``seqs``: tensors [K, ...] read at each step; ``carry``: tuple of state
     tensors; ``out_like``: one example tensor (dtype, shape) per per-step
-    output. ``step(t_inputs, carry) -> (new_carry, outputs)``. Returns the
-    final carry and the outputs stacked to [T, ...] (indexed by time, also
-    when ``reverse``).
+    output. ``step(t_inputs, carry) -> (new_carry, outputs)``; the outputs
+    come back stacked to [K, ...] (indexed by time, also when ``reverse``).
 
-    ``prev``: pairs ``(k, initial)``; for each, ``t_inputs`` gets one more
-    element after the reads of ``seqs``: ``seqs[k][t - 1]``, or ``initial``
-    at ``t == 0``. The backward loops read ``c_{t-1}`` (LSTM) and ``h_{t-1}``
-    (GRU) this way from the stacked states instead of from a shifted copy,
-    which would be one more [T, B, H] tensor alive during the loop, where a
-    training step's memory peaks.
+    ``prev``: indices ``k`` into ``seqs``; for each, ``t_inputs`` gets one
+    more element after the reads of ``seqs``: ``seqs[k][t - 1]``, or the
+    matching entry of ``initials`` at ``t == 0`` (the value before the
+    chunk). The backward loops read ``c_{t-1}`` (LSTM) and ``h_{t-1}`` (GRU)
+    this way instead of from a shifted copy.
 
     With ``compiled`` (default: ``loops_compiled()``) and inside a graph, the
-    loop is one XLA-compiled function; ``step``'s closure (weights, masks) is
-    captured as its inputs. The recurrences read the setting once when their
-    forward pass is traced and pass it to both loops: the backward loop is
-    traced later, by ``tape.gradient``, outside any ``compiled_loops`` block.
+    loop is one XLA-compiled function, shared by the chunks (they have the
+    same shapes, so it compiles once); ``step``'s closure (weights, masks)
+    is captured as its inputs. The recurrences read the setting once when
+    their forward pass is traced and pass it to both loops: the backward
+    loop is traced later, by ``tape.gradient``, outside any
+    ``compiled_loops`` block.
     """
-    carry = tuple(carry)
-    keys = [k for k, _ in prev]
     if compiled is None:
         compiled = loops_compiled()
+
+    def run(seqs, carry, initials):
+        # the length is read here: under XLA it must be a compile-time
+        # constant, which a dynamic length of the outer graph is not
+        return _plain_loop(step, _num_steps(seqs[0]), seqs, carry, out_like, reverse,
+                           list(zip(prev, initials)))
+
     if compiled and not tf.executing_eagerly():
+        run = tf.function(run, jit_compile=True, autograph=False)
 
-        @tf.function(jit_compile=True, autograph=False)
-        def xla_loop(seqs, carry, initials):
-            # the length is re-read inside: XLA needs it as a compile-time
-            # constant, which a captured dynamic `n` of the outer graph is not
-            return _plain_loop(step, _num_steps(seqs[0]), seqs, carry, out_like, reverse,
-                               list(zip(keys, initials)))
-
-        new_carry, outs = xla_loop(list(seqs), carry, [x0 for _, x0 in prev])
+    def loop(seqs, carry, initials=()):
+        new_carry, outs = run(list(seqs), tuple(carry), list(initials))
         return tuple(new_carry), list(outs)
-    return _plain_loop(step, n, seqs, carry, out_like, reverse, prev)
+
+    return loop
 
 
 def _plain_loop(step, n, seqs, carry, out_like, reverse, prev=()):
-    carry = tuple(carry)
-    if LOOP == "scan":
-        # tf.scan hands over slices, not an index: shifted copies it is
-        seqs = list(seqs) + [_shift(x0, seqs[k]) for k, x0 in prev]
-        init = (carry, tuple(tf.zeros_like(o) for o in out_like))
-
-        def fn(acc, xs):
-            new_carry, outs = step(list(xs), acc[0])
-            return tuple(new_carry), tuple(outs)
-
-        new_carry, outs = tf.scan(fn, tuple(seqs), initializer=init, reverse=reverse)
-        last = 0 if reverse else -1
-        return tuple(c[last] for c in new_carry), list(outs)
-
     read_twice = {k for k, _ in prev}
     in_tas = [
         tf.TensorArray(s.dtype, size=n, element_shape=s.shape[1:],
@@ -224,7 +253,7 @@ def _plain_loop(step, n, seqs, carry, out_like, reverse, prev=()):
     _, carry, out_tas = tf.while_loop(
         lambda i, *_: i < n,
         body,
-        (tf.constant(0, tf.int32), carry, tuple(out_tas)),
+        (tf.constant(0, tf.int32), tuple(carry), tuple(out_tas)),
         maximum_iterations=n,
     )
     return carry, [ta.stack() for ta in out_tas]
@@ -235,11 +264,6 @@ def _rows(x):
     return tf.reshape(x, [-1, x.shape[-1]])
 
 
-def _shift(x0, xs):
-    """[x0, xs[0], ..., xs[T-2]]: the previous-step values, stacked."""
-    return tf.concat([x0[None], xs[:-1]], axis=0)
-
-
 def _zeros_if_none(g, like):
     return tf.zeros_like(like) if g is None else g
 
@@ -248,13 +272,85 @@ def _sum_rows(x):
     return tf.reduce_sum(_rows(x), axis=0)
 
 
-# --------------------------------------------------------------------------
-# recurrences (time-major, projection already done): custom gradients
-# --------------------------------------------------------------------------
+def _project(x, kernel, bias):
+    """[K,B,D] @ [D,G] + bias as one matmul -> [K,B,G]."""
+    xw = tf.nn.bias_add(tf.matmul(_rows(x), kernel), bias)
+    return tf.reshape(xw, tf.concat([tf.shape(x)[:2], [kernel.shape[-1]]], 0))
 
 
-def _lstm_recurrence(xw, u, h0, c0, m, rm, peephole=None):
-    """LSTM loop. xw [T,B,4H] = x W + b.
+def _batch_major(chunks):
+    """Time-major chunks [K,B,H] -> one batch-major [B,T,H]."""
+    hs = chunks[0] if len(chunks) == 1 else tf.concat(chunks, axis=0)
+    return tf.transpose(hs, [1, 0, 2])
+
+
+def _time_major(x, t0, t1):
+    """Steps t0..t1-1 of a batch-major [B,T,H] as time-major [K,B,H]."""
+    return tf.transpose(x[:, t0:t1], [1, 0, 2])
+
+
+def _mask_seq(m, t0, t1):
+    return [] if m is None else [m[t0:t1]]
+
+
+def _weight_grad(a, b):
+    """sum_t a_t^T b_t over a chunk's steps as one matmul: a [K,B,M], b [K,B,G] -> [M, G]."""
+    return tf.matmul(_rows(a), _rows(b), transpose_a=True)
+
+
+def _input_grads(x, w, dxw):
+    """The gradients (dW, db, dx [K,B,D]) of a chunk's input projection
+    ``x W + b``, from its gradient ``dxw`` [K,B,G]."""
+    dx = tf.matmul(_rows(dxw), w, transpose_b=True)
+    dx = tf.reshape(dx, tf.concat([tf.shape(dxw)[:2], [w.shape[0]]], 0))
+    return _weight_grad(x, dxw), _sum_rows(dxw), dx
+
+
+def _prev_states(h_before, hs, rm):
+    """The states the recurrent matmul saw at a chunk's steps, h_{t-1} * rm,
+    without stacking shifted states: (steps 1..K-1 as ``hs[:-1]``, a view of
+    the chunk's states ``hs`` [K,B,H] when ``rm`` is None, and step 0's
+    ``h_before``, the state before the chunk)."""
+    if rm is None:
+        return hs[:-1], h_before
+    return hs[:-1] * rm, h_before * rm
+
+
+def _prev_weight_grad(prev, dzs, scale=None):
+    """sum_t (h_{t-1} * rm * scale_t)^T dz_t over a chunk, for
+    ``prev = _prev_states(...)``: one matmul over steps 1..K-1 plus the
+    step-0 term. ``scale`` [K, ...] is optional."""
+    a, a0 = prev
+    if scale is not None:
+        a, a0 = a * scale[1:], a0 * scale[0]
+    return _weight_grad(a, dzs[1:]) + tf.matmul(a0, dzs[0], transpose_a=True)
+
+
+def _sum(parts):
+    return parts[0] if len(parts) == 1 else tf.add_n(parts)
+
+
+def _concat(parts):
+    return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
+
+
+# --------------------------------------------------------------------------
+# recurrences: time-major inputs in, batch-major states out; custom gradients
+# --------------------------------------------------------------------------
+#
+# Each runs the chunks of ``_chunks(T)`` in order: the chunk's input
+# projection (one matmul over its K*B rows), then its forward loop. The
+# backward pass runs the chunks in reverse: the chunk's backward loop (which
+# carries dL/dh and dL/dc across chunks and stores the gate gradients dz
+# [K,B,G]), then the chunk's weight gradients dW, db, dU and dx, each one
+# matmul or reduction over its K*B rows. The states come out batch-major
+# [B,T,H], the layer's output layout: the backward pass reads h_{t-1} back
+# from that output instead of keeping a time-major copy, and the incoming
+# dL/dh is transposed one chunk at a time.
+
+
+def _lstm_recurrence(x, w, b, u, h0, c0, m, rm, peephole=None):
+    """LSTM over time-major x [T,B,D]; w [D,4H], b [4H], u [H,4H].
 
     Gate order: Keras' i, f, c, o, with and without peepholes. The step
     keeps three activation blocks ([i f], g, o: one sigmoid, one tanh, one
@@ -262,108 +358,63 @@ def _lstm_recurrence(xw, u, h0, c0, m, rm, peephole=None):
     one sigmoid covered [i f o]; with XLA-compiled loops the three-block form
     was 1.04-1.08x faster for forward + backward (and needs no permutation of
     the weights and their gradients), so the plain LSTM and the peephole LSTM
-    now share one step and differ only by the peephole terms.
+    share one step and differ only by the peephole terms.
 
     ``m`` [T,B,1] bool or None; ``rm`` [B,H] or None; ``peephole`` None or
-    (p_if [2H], p_o [H]). Returns hs [T,B,H], h_T, c_T.
-
-    With ``LAYOUT == "feature"`` the loops run feature-major (states [H,B],
-    gates [4H,B], per-step matmuls ``U^T h`` and ``U dz``): see ``LAYOUT``.
+    (p_if [2H], p_o [H]). Returns hs [B,T,H] (batch-major), h_T, c_T.
     """
-    if LAYOUT != "feature":
-        return _lstm_core(xw, u, h0, c0, m, rm, peephole, fm=False)
-    hs, h_t, c_t = _lstm_core(
-        _swap(xw), u, tf.transpose(h0), tf.transpose(c0),
-        None if m is None else _swap(m), None if rm is None else tf.transpose(rm),
-        None if peephole is None else tuple(p[:, None] for p in peephole), fm=True,
-    )
-    return _swap(hs), tf.transpose(h_t), tf.transpose(c_t)
-
-
-def _swap(x):
-    """[T, B, K] <-> [T, K, B]."""
-    return tf.transpose(x, [0, 2, 1])
-
-
-def _weight_grad(a, b, fm):
-    """sum_t a_t^T b_t over all time steps as one matmul: a [T,B,K] and
-    b [T,B,G] (or [T,K,B] and [T,G,B] feature-major) -> [K, G]."""
-    if not fm:
-        return tf.matmul(_rows(a), _rows(b), transpose_a=True)
-    a2 = tf.reshape(tf.transpose(a, [1, 0, 2]), [a.shape[1], -1])  # [K, T*B]
-    b2 = tf.reshape(tf.transpose(b, [1, 0, 2]), [b.shape[1], -1])  # [G, T*B]
-    return tf.matmul(a2, b2, transpose_b=True)
-
-
-def _prev_states(h0, hs, rm):
-    """The states the recurrent matmul saw, h_{t-1} * rm, without stacking
-    the shifted states: (steps 1..T-1 as ``hs[:-1]``, a view of ``hs`` when
-    ``rm`` is None, and step 0's ``h0``)."""
-    if rm is None:
-        return hs[:-1], h0
-    return hs[:-1] * rm, h0 * rm
-
-
-def _prev_weight_grad(prev, dzs, fm, scale=None):
-    """sum_t (h_{t-1} * rm * scale_t)^T dz_t for ``prev = _prev_states(...)``:
-    one large matmul over steps 1..T-1 plus the step-0 term. ``scale``
-    [T, ...] is optional."""
-    a, a0 = prev
-    if scale is not None:
-        a, a0 = a * scale[1:], a0 * scale[0]
-    first = tf.matmul(a0, dzs[0], transpose_b=True) if fm else tf.matmul(a0, dzs[0], transpose_a=True)
-    return _weight_grad(a, dzs[1:], fm) + first
-
-
-def _lstm_core(xw, u, h0, c0, m, rm, peephole, fm):
-    """``_lstm_recurrence`` in either layout: batch-major steps (``fm`` False:
-    xw [T,B,4H], h [B,H]) or feature-major (xw [T,4H,B], h [H,B], m [T,1,B],
-    rm [H,B], peepholes [.., 1]). ``u`` is [H,4H] in both."""
-    n = _num_steps(xw)
+    bounds = _chunks(_num_steps(x))
     compiled = loops_compiled()
     H = u.shape[0]
-    A = 0 if fm else 1  # the feature axis of a per-step tensor
 
-    def fwd(xw, u, h0, c0, *extra):
+    def f(x, w, b, u, h0, c0, *extra):
         p_if, p_o = extra if peephole is not None else (None, None)
-        seqs = [xw] + ([m] if m is not None else [])
-        ut = tf.transpose(u) if fm else None
 
         def step(el, carry):
             h, c = carry
             hd = h * rm if rm is not None else h
-            z = el[0] + (tf.matmul(ut, hd) if fm else tf.matmul(hd, u))
-            zif, zg, zo = tf.split(z, [2 * H, H, H], axis=A)
+            z = el[0] + tf.matmul(hd, u)
+            zif, zg, zo = tf.split(z, [2 * H, H, H], axis=1)
             if p_if is not None:
-                zif = zif + tf.concat([c, c], axis=A) * p_if
+                zif = zif + tf.concat([c, c], axis=1) * p_if
             sif = tf.sigmoid(zif)
             g = tf.tanh(zg)
-            i, f = tf.split(sif, 2, axis=A)
+            i, f = tf.split(sif, 2, axis=1)
             c_new = f * c + i * g
             o = tf.sigmoid(zo + c_new * p_o if p_o is not None else zo)
             h_new = o * tf.tanh(c_new)
-            acts = [sif, g, o]
             if m is not None:
                 h_new = tf.where(el[1], h_new, h)
                 c_new = tf.where(el[1], c_new, c)
-            return (h_new, c_new), [h_new, c_new] + acts
+            return (h_new, c_new), [h_new, sif, g, o]
 
-        stacked = [tf.concat([h0, h0], A), h0, h0]
-        (h_t, c_t), outs = _loop(step, n, seqs, (h0, c0), [h0, c0] + stacked, compiled=compiled)
-        return outs, h_t, c_t
+        def c_step(el, carry):
+            # c_t again from the saved gates: the backward pass recomputes a
+            # chunk's cell states instead of keeping all T of them
+            (c,) = carry
+            i, f = tf.split(el[0], 2, axis=1)
+            c_new = f * c + i * el[1]
+            if m is not None:
+                c_new = tf.where(el[2], c_new, c)
+            return (c_new,), [c_new]
 
-    def f(xw, u, h0, c0, *extra):
-        outs, h_t, c_t = fwd(xw, u, h0, c0, *extra)
-        hs, cs, acts = outs[0], outs[1], outs[2:]
+        loop = _time_loop(step, [h0, tf.concat([h0, h0], 1), h0, h0], compiled=compiled)
+        carry, h_chunks, saved, c_ends = (h0, c0), [], [], []
+        for t0, t1 in bounds:
+            with _after(carry if saved else ()):
+                xw = _project(x[t0:t1], w, b)
+            carry, (hs_c, *acts) = loop([xw] + _mask_seq(m, t0, t1), carry)
+            h_chunks.append(hs_c)
+            saved.append(acts)  # [i f], g, o of the chunk
+            c_ends.append(carry[1])
+        h_t, c_t = carry
+        hs = _batch_major(h_chunks)
 
         def grad(dhs, dh_t, dc_t):
             dhs = _zeros_if_none(dhs, hs)
             dh_t = _zeros_if_none(dh_t, h_t)
             dc_t = _zeros_if_none(dc_t, c_t)
-            ut = None if fm else tf.transpose(u)
-            if peephole is not None:
-                p_if, p_o = extra
-            seqs = [dhs, cs] + acts + ([m] if m is not None else [])
+            ut = tf.transpose(u)
 
             def step(el, carry):
                 dh, dc = carry[:2]
@@ -376,19 +427,19 @@ def _lstm_core(xw, u, h0, c0, m, rm, peephole, fm):
                     dh, dc = tf.where(mk, dh, zero), tf.where(mk, dc, zero)
                 tc = tf.tanh(c)
                 sif, g, o = el[2], el[3], el[4]
-                i, f = tf.split(sif, 2, axis=A)
+                i, f = tf.split(sif, 2, axis=1)
                 dzo = tf.raw_ops.SigmoidGrad(y=o, dy=dh * tc)
                 dct = dc + tf.raw_ops.TanhGrad(y=tc, dy=dh * o)
                 if peephole is not None:
                     dct = dct + dzo * p_o
-                dzif = tf.raw_ops.SigmoidGrad(y=sif, dy=tf.concat([dct * g, dct * cp], A))
+                dzif = tf.raw_ops.SigmoidGrad(y=sif, dy=tf.concat([dct * g, dct * cp], 1))
                 dzg = tf.raw_ops.TanhGrad(y=g, dy=dct * i)
-                dz = tf.concat([dzif, dzg, dzo], axis=A)
+                dz = tf.concat([dzif, dzg, dzo], axis=1)
                 dc_prev = dct * f
                 if peephole is not None:
-                    dpi, dpf = tf.split(dzif * p_if, 2, axis=A)
+                    dpi, dpf = tf.split(dzif * p_if, 2, axis=1)
                     dc_prev = dc_prev + dpi + dpf
-                dh_prev = tf.matmul(u, dz) if fm else tf.matmul(dz, ut)
+                dh_prev = tf.matmul(dz, ut)
                 if rm is not None:
                     dh_prev = dh_prev * rm
                 if m is not None:
@@ -399,41 +450,51 @@ def _lstm_core(xw, u, h0, c0, m, rm, peephole, fm):
                     # the peephole gradients sum dz_{i,f} * c_{t-1} and dz_o * c_t
                     # over time in the carry: no [T, ...] temporaries after the loop
                     acc_if, acc_o = carry[2:]
-                    new_carry += (acc_if + dzif * tf.concat([cp, cp], A), acc_o + dzo * c)
+                    new_carry += (acc_if + dzif * tf.concat([cp, cp], 1), acc_o + dzo * c)
                 return new_carry, [dz]
 
+            loop = _time_loop(step, [tf.concat([h0] * 4, 1)], reverse=True, compiled=compiled,
+                              prev=(1,))
+            c_loop = _time_loop(c_step, [c0], compiled=compiled)
             carry = (dh_t, dc_t)
             if peephole is not None:
-                carry += (tf.zeros_like(tf.concat([c0, c0], A)), tf.zeros_like(c0))
-            carry, (dzs,) = _loop(
-                step, n, seqs, carry, [tf.concat([h0] * 4, A)], reverse=True,
-                compiled=compiled, prev=[(1, c0)],
-            )
-            grads = [dzs, _prev_weight_grad(_prev_states(h0, hs, rm), dzs, fm), carry[0], carry[1]]
+                carry += (tf.zeros_like(tf.concat([c0, c0], 1)), tf.zeros_like(c0))
+            dws, dbs, dus, dxs = [], [], [], []
+            for j in reversed(range(len(bounds))):
+                t0, t1 = bounds[j]
+                sif_c, g_c, o_c = saved[j]
+                ms = _mask_seq(m, t0, t1)
+                c_before, h_before = (c_ends[j - 1], hs[:, t0 - 1]) if j else (c0, h0)
+                with _after(list(carry) + _two_back(dxs, dws, dus) if dxs else ()):
+                    dh_c = _time_major(dhs, t0, t1)
+                    _, (cs_c,) = c_loop([sif_c, g_c] + ms, (c_before,))
+                carry, (dz,) = loop([dh_c, cs_c, sif_c, g_c, o_c] + ms, carry, [c_before])
+                with _after([dz]):
+                    hs_c = _time_major(hs, t0, t1)
+                dw, db, dx = _input_grads(x[t0:t1], w, dz)
+                dws.append(dw), dbs.append(db), dxs.append(dx)
+                dus.append(_prev_weight_grad(_prev_states(h_before, hs_c, rm), dz))
+            grads = [_concat(dxs[::-1]), _sum(dws), _sum(dbs), _sum(dus), carry[0], carry[1]]
             if peephole is not None:
-                batch_axis = 1 - A
-                dp_if, dp_o = (tf.reduce_sum(acc, batch_axis) for acc in carry[2:])
-                grads += [tf.reshape(dp_if, p_if.shape), tf.reshape(dp_o, p_o.shape)]
+                grads += [tf.reduce_sum(acc, 0) for acc in carry[2:]]
             return grads
 
         return (hs, h_t, c_t), grad
 
-    args = [xw, u, h0, c0] + (list(peephole) if peephole is not None else [])
+    args = [x, w, b, u, h0, c0] + (list(peephole) if peephole is not None else [])
     return tf.custom_gradient(f)(*args)
 
 
-def _gru_recurrence(xw, u, bh, h0, m, rm, reset_after):
-    """GRU loop. xw [T,B,3H] = x W + b_x, gates z, r, h (Keras).
-
-    ``bh`` [3H] recurrent bias (reset_after=True) or None.
-    """
-    n = _num_steps(xw)
+def _gru_recurrence(x, w, bx, u, bh, h0, m, rm, reset_after):
+    """GRU over time-major x [T,B,D]; w [D,3H], input bias bx [3H], u [H,3H];
+    gates z, r, h (Keras). ``bh`` [3H]: the recurrent bias (reset_after=True)
+    or None. Returns hs [B,T,H], h_T."""
+    bounds = _chunks(_num_steps(x))
     compiled = loops_compiled()
     H = u.shape[0]
 
-    def f(xw, u, h0, *maybe_bh):
+    def f(x, w, bx, u, h0, *maybe_bh):
         bh = maybe_bh[0] if maybe_bh else None
-        seqs = [xw] + ([m] if m is not None else [])
         if not reset_after:
             u_zr, u_h = tf.split(u, [2 * H, H], axis=1)
 
@@ -461,13 +522,20 @@ def _gru_recurrence(xw, u, bh, h0, m, rm, reset_after):
             return (h_new,), [h_new] + saved
 
         like = [h0, tf.concat([h0, h0], 1), h0] + ([h0] if reset_after else [])
-        (h_t,), outs = _loop(step, n, seqs, (h0,), like, compiled=compiled)
-        hs, saved = outs[0], outs[1:]
+        loop = _time_loop(step, like, compiled=compiled)
+        carry, h_chunks, saved = (h0,), [], []
+        for t0, t1 in bounds:
+            with _after(carry if saved else ()):
+                xw = _project(x[t0:t1], w, bx)
+            carry, (hs_c, *rest) = loop([xw] + _mask_seq(m, t0, t1), carry)
+            h_chunks.append(hs_c)
+            saved.append(rest)  # [z r], h~ (and h U_h + b_hh) of the chunk
+        (h_t,) = carry
+        hs = _batch_major(h_chunks)
 
         def grad(dhs, dh_t):
             dhs = _zeros_if_none(dhs, hs)
             dh_t = _zeros_if_none(dh_t, h_t)
-            seqs = [dhs, hs] + saved + ([m] if m is not None else [])
             if reset_after:
                 ut = tf.transpose(u)
             else:
@@ -478,7 +546,7 @@ def _gru_recurrence(xw, u, bh, h0, m, rm, reset_after):
                 dh = dh + el[0]
                 hp, zr, hh = el[-1], el[2], el[3]  # h_{t-1} read through `prev`
                 if m is not None:
-                    mk = el[2 + len(saved)]
+                    mk = el[1 + len(like)]  # after dL/dh, h and the saved tensors
                     zero = tf.zeros_like(dh)
                     dh_keep = tf.where(mk, zero, dh)
                     dh = tf.where(mk, dh, zero)
@@ -489,8 +557,7 @@ def _gru_recurrence(xw, u, bh, h0, m, rm, reset_after):
                 if reset_after:
                     hrec = el[4]
                     dzr = tf.raw_ops.SigmoidGrad(y=zr, dy=tf.concat([d_z, dpre_h * hrec], 1))
-                    dzh = tf.concat([dzr, dpre_h * r], axis=1)
-                    dhd = tf.matmul(dzh, ut)
+                    dhd = tf.matmul(tf.concat([dzr, dpre_h * r], axis=1), ut)
                 else:
                     hd = hp * rm if rm is not None else hp
                     d_rh = tf.matmul(dpre_h, u_h_t)
@@ -501,34 +568,46 @@ def _gru_recurrence(xw, u, bh, h0, m, rm, reset_after):
                 dh_prev = dhd + dhz
                 if m is not None:
                     dh_prev = dh_prev + dh_keep
-                # the loop stores the projection's gradient only ([T, B, 3H],
-                # in two blocks); what dU needs beyond it is formed after the loop
-                return (dh_prev,), [dzr, dpre_h]
+                # the loop stores the projection's gradient only ([K, B, 3H]);
+                # what dU needs beyond it is formed after the loop
+                return (dh_prev,), [tf.concat([dzr, dpre_h], axis=1)]
 
-            (dh0,), (dzr, dpre) = _loop(step, n, seqs, (dh_t,), [tf.concat([h0, h0], 1), h0],
-                                        reverse=True, compiled=compiled, prev=[(1, h0)])
-            dxw = tf.concat([dzr, dpre], axis=-1)
-            r_all = saved[0][..., H:]
-            prev = _prev_states(h0, hs, rm)
-            if reset_after:
-                # h U + b_h = [h U_zr | h U_h] + b_h, the candidate block scaled by r:
-                # its gradient is dpre * r
-                dhr = dpre * r_all
-                du = tf.concat([_prev_weight_grad(prev, dzr, False),
-                                _prev_weight_grad(prev, dhr, False)], axis=1)
-                grads = [dxw, du, dh0]
-                if bh is not None:
-                    grads.append(tf.concat([_sum_rows(dzr), _sum_rows(dhr)], axis=0))
-            else:
-                # [h U_zr | (r * h) U_h]
-                du_zr = _prev_weight_grad(prev, dzr, False)
-                du_h = _prev_weight_grad(prev, dpre, False, scale=r_all)
-                grads = [dxw, tf.concat([du_zr, du_h], axis=1), dh0]
+            loop = _time_loop(step, [tf.concat([h0] * 3, 1)], reverse=True, compiled=compiled,
+                              prev=(1,))
+            carry = (dh_t,)
+            dws, dbs, dus, dbhs, dxs = [], [], [], [], []
+            for j in reversed(range(len(bounds))):
+                t0, t1 = bounds[j]
+                with _after(list(carry) + _two_back(dxs, dws, dus) if dxs else ()):
+                    dh_c = _time_major(dhs, t0, t1)
+                    hs_c = _time_major(hs, t0, t1)
+                h_before = hs[:, t0 - 1] if j else h0
+                seqs = [dh_c, hs_c] + saved[j] + _mask_seq(m, t0, t1)
+                carry, (dxw,) = loop(seqs, carry, [h_before])
+                dw, db, dx = _input_grads(x[t0:t1], w, dxw)
+                dws.append(dw), dbs.append(db), dxs.append(dx)
+                dzr, dpre = dxw[..., :2 * H], dxw[..., 2 * H:]
+                r = saved[j][0][..., H:]
+                prev = _prev_states(h_before, hs_c, rm)
+                if reset_after:
+                    # h U + b_h = [h U_zr | h U_h] + b_h, the candidate block
+                    # scaled by r: its gradient is dpre * r
+                    dhr = dpre * r
+                    dus.append(tf.concat([_prev_weight_grad(prev, dzr),
+                                          _prev_weight_grad(prev, dhr)], axis=1))
+                    dbhs.append(tf.concat([_sum_rows(dzr), _sum_rows(dhr)], axis=0))
+                else:
+                    # [h U_zr | (r * h) U_h]
+                    dus.append(tf.concat([_prev_weight_grad(prev, dzr),
+                                          _prev_weight_grad(prev, dpre, scale=r)], axis=1))
+            grads = [_concat(dxs[::-1]), _sum(dws), _sum(dbs), _sum(dus), carry[0]]
+            if bh is not None:
+                grads.append(_sum(dbhs))
             return grads
 
         return (hs, h_t), grad
 
-    args = [xw, u, h0] + ([bh] if bh is not None else [])
+    args = [x, w, bx, u, h0] + ([bh] if bh is not None else [])
     return tf.custom_gradient(f)(*args)
 
 
@@ -553,15 +632,15 @@ _ACT_FN = {
 }
 
 
-def _simple_recurrence(xw, u, h0, m, rm, activation):
-    n = _num_steps(xw)
+def _simple_recurrence(x, w, b, u, h0, m, rm, activation):
+    """h_t = act(x_t W + b + h_{t-1} U) over time-major x [T,B,D]. Returns
+    hs [B,T,H], h_T."""
+    bounds = _chunks(_num_steps(x))
     compiled = loops_compiled()
     act = _ACT_FN[activation]
     dact = _act_grad(activation)
 
-    def f(xw, u, h0):
-        seqs = [xw] + ([m] if m is not None else [])
-
+    def f(x, w, b, u, h0):
         def step(el, carry):
             (h,) = carry
             hd = h * rm if rm is not None else h
@@ -570,13 +649,20 @@ def _simple_recurrence(xw, u, h0, m, rm, activation):
                 h_new = tf.where(el[1], h_new, h)
             return (h_new,), [h_new]
 
-        (h_t,), (hs,) = _loop(step, n, seqs, (h0,), [h0], compiled=compiled)
+        loop = _time_loop(step, [h0], compiled=compiled)
+        carry, h_chunks = (h0,), []
+        for t0, t1 in bounds:
+            with _after(carry if h_chunks else ()):
+                xw = _project(x[t0:t1], w, b)
+            carry, (hs_c,) = loop([xw] + _mask_seq(m, t0, t1), carry)
+            h_chunks.append(hs_c)
+        (h_t,) = carry
+        hs = _batch_major(h_chunks)
 
         def grad(dhs, dh_t):
             dhs = _zeros_if_none(dhs, hs)
             dh_t = _zeros_if_none(dh_t, h_t)
             ut = tf.transpose(u)
-            seqs = [dhs, hs] + ([m] if m is not None else [])
 
             def step(el, carry):
                 (dh,) = carry
@@ -593,12 +679,24 @@ def _simple_recurrence(xw, u, h0, m, rm, activation):
                     dh_prev = dh_prev + dh_keep
                 return (dh_prev,), [dz]
 
-            (dh0,), (dzs,) = _loop(step, n, seqs, (dh_t,), [h0], reverse=True, compiled=compiled)
-            return [dzs, _prev_weight_grad(_prev_states(h0, hs, rm), dzs, False), dh0]
+            loop = _time_loop(step, [h0], reverse=True, compiled=compiled)
+            carry = (dh_t,)
+            dws, dbs, dus, dxs = [], [], [], []
+            for j in reversed(range(len(bounds))):
+                t0, t1 = bounds[j]
+                with _after(list(carry) + _two_back(dxs, dws, dus) if dxs else ()):
+                    dh_c = _time_major(dhs, t0, t1)
+                    hs_c = _time_major(hs, t0, t1)
+                h_before = hs[:, t0 - 1] if j else h0
+                carry, (dz,) = loop([dh_c, hs_c] + _mask_seq(m, t0, t1), carry)
+                dw, db, dx = _input_grads(x[t0:t1], w, dz)
+                dws.append(dw), dbs.append(db), dxs.append(dx)
+                dus.append(_prev_weight_grad(_prev_states(h_before, hs_c, rm), dz))
+            return [_concat(dxs[::-1]), _sum(dws), _sum(dbs), _sum(dus), carry[0]]
 
         return (hs, h_t), grad
 
-    return tf.custom_gradient(f)(xw, u, h0)
+    return tf.custom_gradient(f)(x, w, b, u, h0)
 
 
 # --------------------------------------------------------------------------
@@ -622,13 +720,12 @@ def _prepare(inputs, mask, input_dropout_mask, go_backwards):
     return x, m
 
 
-def _project(x, kernel, bias):
-    """[T,B,D] @ [D,K] (+ bias) as one matmul -> [T,B,K]."""
-    shape = tf.shape(x)
-    xw = tf.matmul(_rows(x), kernel)
-    if bias is not None:
-        xw = tf.nn.bias_add(xw, bias)
-    return tf.reshape(xw, tf.concat([shape[:2], [kernel.shape[-1]]], 0))
+def _bias(b, kernel, dtype):
+    """The input bias cast to ``dtype``, zeros when the cell has none (its
+    gradient is then computed and dropped: one [G] reduction per chunk)."""
+    if b is None:
+        return tf.zeros([kernel.shape[-1]], dtype)
+    return _cast(b, dtype)
 
 
 def _cast(w, dtype):
@@ -645,18 +742,18 @@ def _rmask(rm, dtype):
     return None if rm is None else tf.cast(tf.convert_to_tensor(rm), dtype)
 
 
-def _batch_major(hs, m=None):
-    """Time-major states [T,B,H] -> batch-major outputs [B,T,H].
+def _masked(hs, m):
+    """The layer's outputs from the batch-major states [B,T,H].
 
     With a mask, Keras' RNN emits at a masked step the previous *output*,
     which starts at zero: before the first unmasked step (in processing
     order) the output is 0, after it the carried h. So outputs are the states
     zeroed where no step has been valid yet.
     """
-    if m is not None:
-        seen = tf.cumsum(tf.cast(m, hs.dtype), axis=0) > 0
-        hs = tf.where(seen, hs, tf.zeros_like(hs))
-    return tf.transpose(hs, [1, 0, 2])
+    if m is None:
+        return hs
+    seen = tf.transpose(tf.cumsum(tf.cast(m, hs.dtype), axis=0) > 0, [1, 0, 2])
+    return tf.where(seen, hs, tf.zeros_like(hs))
 
 
 @_no_autograph
@@ -672,12 +769,11 @@ def lstm(inputs, kernel, recurrent_kernel, bias=None, h0=None, c0=None, mask=Non
     units = recurrent_kernel.shape[0]
     h0, c0 = _state(h0, x, units), _state(c0, x, units)
     xs, m = _prepare(x, mask, input_dropout_mask, go_backwards)
-    xw = _project(xs, _cast(kernel, dt), _cast(bias, dt))
     hs, h_t, c_t = _lstm_recurrence(
-        xw, _cast(recurrent_kernel, dt), h0, c0, m,
+        xs, _cast(kernel, dt), _bias(bias, kernel, dt), _cast(recurrent_kernel, dt), h0, c0, m,
         _rmask(recurrent_dropout_mask, dt),
     )
-    return _batch_major(hs, m), h_t, c_t
+    return _masked(hs, m), h_t, c_t
 
 
 @_no_autograph
@@ -693,13 +789,13 @@ def peephole_lstm(inputs, kernel, recurrent_kernel, bias, peephole_i, peephole_f
     units = recurrent_kernel.shape[0]
     h0, c0 = _state(h0, x, units), _state(c0, x, units)
     xs, m = _prepare(x, mask, input_dropout_mask, go_backwards)
-    xw = _project(xs, _cast(kernel, dt), _cast(bias, dt))
     p_if = tf.concat([_cast(peephole_i, dt), _cast(peephole_f, dt)], axis=0)
     hs, h_t, c_t = _lstm_recurrence(
-        xw, _cast(recurrent_kernel, dt), h0, c0, m, _rmask(recurrent_dropout_mask, dt),
+        xs, _cast(kernel, dt), _bias(bias, kernel, dt), _cast(recurrent_kernel, dt), h0, c0, m,
+        _rmask(recurrent_dropout_mask, dt),
         peephole=(p_if, _cast(peephole_o, dt)),
     )
-    return _batch_major(hs, m), h_t, c_t
+    return _masked(hs, m), h_t, c_t
 
 
 @_no_autograph
@@ -729,12 +825,12 @@ def gru(inputs, kernel, recurrent_kernel, bias=None, h0=None, mask=None,
             if b.shape.rank != 1:
                 raise ValueError(f"gru(reset_after=False) needs bias [3H], got {b.shape}")
             bx = b
-    xw = _project(xs, _cast(kernel, dt), bx)
     hs, h_t = _gru_recurrence(
-        xw, _cast(recurrent_kernel, dt), bh, h0, m, _rmask(recurrent_dropout_mask, dt),
+        xs, _cast(kernel, dt), _bias(bx, kernel, dt), _cast(recurrent_kernel, dt), bh, h0, m,
+        _rmask(recurrent_dropout_mask, dt),
         reset_after,
     )
-    return _batch_major(hs, m), h_t
+    return _masked(hs, m), h_t
 
 
 @_no_autograph
@@ -754,11 +850,11 @@ def simple_rnn(inputs, kernel, recurrent_kernel, bias=None, h0=None, mask=None,
     units = recurrent_kernel.shape[0]
     h0 = _state(h0, x, units)
     xs, m = _prepare(x, mask, input_dropout_mask, go_backwards)
-    xw = _project(xs, _cast(kernel, dt), _cast(bias, dt))
     hs, h_t = _simple_recurrence(
-        xw, _cast(recurrent_kernel, dt), h0, m, _rmask(recurrent_dropout_mask, dt), activation
+        xs, _cast(kernel, dt), _bias(bias, kernel, dt), _cast(recurrent_kernel, dt), h0, m,
+        _rmask(recurrent_dropout_mask, dt), activation,
     )
-    return _batch_major(hs, m), h_t
+    return _masked(hs, m), h_t
 
 
 # --------------------------------------------------------------------------

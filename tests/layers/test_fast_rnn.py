@@ -202,30 +202,49 @@ def test_matches_reference_values_and_gradients(kind, options, dtype, mode):
         assert float(tf.reduce_max(tf.abs(g))) > 1e-3, k
 
 
-@pytest.mark.parametrize(
-    "kind, setting, value",
-    [
-        ("lstm", "LOOP", "scan"),
-        ("peephole_lstm", "LOOP", "scan"),
-        ("gru_after", "LOOP", "scan"),
-        ("gru_before", "LOOP", "scan"),
-        ("lstm", "LAYOUT", "feature"),
-        ("peephole_lstm", "LAYOUT", "feature"),
-        ("lstm", "LAYOUT", "batch"),
-    ],
-)
-def test_loop_variants_match_reference(kind, setting, value, monkeypatch):
-    """The module's alternative loop constructs (tf.scan) and LSTM layouts
-    (feature-major) are as exact as the defaults, in float64."""
-    monkeypatch.setattr(fast_rnn, setting, value)
+@pytest.fixture(autouse=True)
+def three_chunks(monkeypatch):
+    """Every test here runs the kernels in three time chunks of two steps
+    (unless it sets its own), so that the hand-over of the carried states
+    and gradients between chunks is part of every check; the module's
+    default would run the tests' six steps as one chunk."""
+    monkeypatch.setattr(fast_rnn, "CHUNKS", 3)
+    monkeypatch.setattr(fast_rnn, "MIN_CHUNK_STEPS", 1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("chunks", [1, 2, 6])
+def test_every_chunking_matches_reference(kind, chunks, monkeypatch):
+    """One chunk (projection and weight gradients over all T*B rows), two,
+    and one step per chunk are as exact as the default three, in float64."""
+    monkeypatch.setattr(fast_rnn, "CHUNKS", chunks)
+    assert len(fast_rnn._chunks(T)) == chunks
     rng = np.random.default_rng(7)
     w = make_weights(kind, tf.float64, rng)
     x, h0, c0, kw = make_inputs(tf.float64, rng, "mask+dropout+backwards")
     probes = [tf.constant(rng.normal(0, 1, s), tf.float64) for s in [(B, T, H), (B, H), (B, H)]]
-    (o1, h1, c1), g1 = loss_and_grads(fused, kind, x, w, h0, c0, kw, probes)
+    (o1, h1, c1), g1 = in_mode("graph", loss_and_grads, fused, kind, x, w, h0, c0, kw, probes)
     (o2, h2, c2), g2 = loss_and_grads(reference, kind, x, w, h0, c0, kw, probes)
     assert max(max_err(o1, o2), max_err(h1, h2), max_err(c1, c2)) <= 1e-9
     assert max(max_err(g1[k], g2[k]) for k in g2) <= 1e-9
+
+
+@pytest.mark.parametrize("n, chunks, min_steps, expected", [
+    (128, 4, 8, (4, 32)),   # the benchmark's sequence
+    (100, 4, 8, (4, 25)),
+    (50, 4, 8, (5, 10)),    # the divisor nearest to CHUNKS
+    (20, 4, 8, (2, 10)),    # 4 chunks would have 5 steps, fewer than MIN_CHUNK_STEPS
+    (127, 4, 8, (1, 127)),  # a prime: one chunk
+    (10, 4, 8, (1, 10)),
+    (128, 1, 8, (1, 128)),
+])
+def test_chunking_rule(n, chunks, min_steps, expected, monkeypatch):
+    monkeypatch.setattr(fast_rnn, "CHUNKS", chunks)
+    monkeypatch.setattr(fast_rnn, "MIN_CHUNK_STEPS", min_steps)
+    assert fast_rnn._chunking(n) == expected
+    nc, k = expected
+    assert fast_rnn._chunks(n) == [(j * k, (j + 1) * k) for j in range(nc)]
+    assert fast_rnn._chunks(tf.constant(n)) == [(0, None)]  # a dynamic length: one chunk
 
 
 # ---------------------------------------------------------------- vs Keras built-ins
@@ -310,13 +329,12 @@ def test_xla_compiled_train_step(kind):
     assert losses[-1] < float(loss0)
 
 
-@pytest.mark.parametrize("construct", ["eager", "while", "while+xla", "scan"])
+@pytest.mark.parametrize("construct", ["eager", "while", "while+xla"])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_loop_prev_reads_the_previous_step(construct, reverse, monkeypatch):
-    """``_loop(prev=...)`` hands each step ``seq[t-1]`` (the initial value at
-    t = 0), in either direction and in every loop construct; the backward
+def test_loop_prev_reads_the_previous_step(construct, reverse):
+    """``_time_loop(prev=...)`` hands each step ``seq[t-1]`` (the initial value
+    at t = 0), in either direction and in every loop construct; the backward
     kernels read c_{t-1} and h_{t-1} this way instead of from shifted copies."""
-    monkeypatch.setattr(fast_rnn, "LOOP", "scan" if construct == "scan" else "while")
     rng = np.random.default_rng(3)
     xs = tf.constant(rng.normal(size=(5, 2, 3)))
     x0 = tf.constant(rng.normal(size=(2, 3)))
@@ -328,8 +346,9 @@ def test_loop_prev_reads_the_previous_step(construct, reverse, monkeypatch):
         return (acc + now - 10.0 * before,), [now, before]
 
     def run():
-        return fast_rnn._loop(step, 5, [xs], (tf.zeros_like(x0),), [x0, x0], reverse=reverse,
-                              compiled=construct == "while+xla", prev=[(0, x0)])
+        loop = fast_rnn._time_loop(step, [x0, x0], reverse=reverse,
+                                   compiled=construct == "while+xla", prev=(0,))
+        return loop([xs], (tf.zeros_like(x0),), [x0])
 
     if construct == "eager":
         (acc,), (now, before) = run()
@@ -343,9 +362,11 @@ def test_loop_prev_reads_the_previous_step(construct, reverse, monkeypatch):
 
 @pytest.mark.parametrize("compile_loops", [True, False])
 def test_graph_loops_are_xla_compiled_with_dynamic_shapes(compile_loops, monkeypatch):
-    """In a graph, the forward and backward loops are two XLA functions (none
-    with COMPILE_LOOPS off); unknown batch and time dimensions compile per
-    shape, and several shapes give the reference's values and gradients."""
+    """In a graph, the LSTM's forward loop, backward loop and cell-state
+    recomputation are three XLA functions (none with COMPILE_LOOPS off), each
+    shared by the chunks; unknown batch and time dimensions compile per shape
+    (one chunk), and several shapes give the reference's values and
+    gradients."""
     monkeypatch.setattr(fast_rnn, "COMPILE_LOOPS", compile_loops)
     rng = np.random.default_rng(5)
     w = make_weights("lstm", tf.float64, rng)
@@ -359,7 +380,7 @@ def test_graph_loops_are_xla_compiled_with_dynamic_shapes(compile_loops, monkeyp
         return loss, tape.gradient(loss, [x, w["recurrent_kernel"]])
 
     concrete = value_and_grads.get_concrete_function()
-    assert len(xla_function_calls(concrete)) == (2 if compile_loops else 0)
+    assert len(xla_function_calls(concrete)) == (3 if compile_loops else 0)
     loss_short, _ = value_and_grads(tf.ones([4, 2, D], tf.float64))  # another T and B
     assert np.isfinite(float(loss_short))
     for b in (3, 2):  # (the reference runs the module's T steps)

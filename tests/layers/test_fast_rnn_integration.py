@@ -133,7 +133,9 @@ def test_same_training_trajectory(kind):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("compile_loops, n_compiled", [(None, 2), (True, 2), (False, 0)])
+# three XLA functions for the LSTM: the forward loop, the backward loop and the
+# recomputation of a chunk's cell states
+@pytest.mark.parametrize("compile_loops, n_compiled", [(None, 3), (True, 3), (False, 0)])
 def test_compile_loops_option(compile_loops, n_compiled):
     """``Recurrent(compile_loops=...)`` picks the fast path's loop kind per layer
     (None: fast_rnn.COMPILE_LOOPS), says so in its reason, survives a config
