@@ -45,13 +45,14 @@ CELL_CHOICES = [
     "fast_lstm", "fast_gru", "fast_gru_before", "fast_peephole", "fast_simple",
     "keras_lstm", "keras_gru", "torch_lstm", "torch_gru",
 ]
-# Extra rows, not in the default table: the fused LSTMs with the other loop
-# layout (fast_rnn.LAYOUT = "feature", feature-major), to compare with the default.
-FEATURE_MAJOR = "_fm"
+# Extra rows, not in the default table: the fused kernels without time chunks
+# (fast_rnn.CHUNKS = 1: projection and weight gradients over all T*B rows at
+# once), to compare with the default chunked loops.
+WHOLE = "_whole"
 # And the fused kernels with plain graph-mode loops (fast_rnn.COMPILE_LOOPS =
 # False), to compare with the default XLA-compiled loops.
 PLAIN_LOOPS = "_plain"
-EXTRA_CHOICES = ["fast_lstm_fm", "fast_peephole_fm", "fast_lstm_plain", "fast_gru_plain",
+EXTRA_CHOICES = ["fast_lstm_whole", "fast_gru_whole", "fast_peephole_whole", "fast_lstm_plain", "fast_gru_plain",
                  "fast_peephole_plain", "fast_simple_plain"]
 # seqlab's generic path (Keras' RNN loop over the cell's step, autodiff), per cell.
 GENERIC_CHOICES = ["generic_lstm", "generic_gru", "generic_gru_before", "generic_peephole", "generic_simple"]
@@ -60,8 +61,8 @@ SEQLAB_CELL = {"lstm": "lstm", "gru": "gru", "gru_before": "gru_cho", "peephole"
 
 
 def row_kind(cell):
-    """fast_lstm_fm -> lstm, keras_gru -> gru."""
-    return cell.split("_", 1)[1].removesuffix(FEATURE_MAJOR).removesuffix(PLAIN_LOOPS)
+    """fast_lstm_whole -> lstm, keras_gru -> gru."""
+    return cell.split("_", 1)[1].removesuffix(WHOLE).removesuffix(PLAIN_LOOPS)
 GATES = {"lstm": 4, "peephole": 4, "gru": 3, "gru_before": 3, "simple": 1}
 
 
@@ -80,8 +81,8 @@ def parse_args(argv=None):
     p.add_argument("--vocab", type=int, default=65)
     p.add_argument("--steps", type=int, default=10, help="timed steps per row")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per row")
-    p.add_argument("--loop", default="while", choices=["while", "scan"],
-                   help="fast_rnn.LOOP: tf.while_loop+TensorArray or tf.scan")
+    p.add_argument("--chunks", type=int, default=None,
+                   help="fast_rnn.CHUNKS for the fast rows (default: the module's)")
     p.add_argument("--inter-op", type=int, default=0, help="TF inter-op threads (0: TF default)")
     p.add_argument("--intra-op", type=int, default=0,
                    help="TF intra-op threads (0: TF default); torch uses the same count "
@@ -207,10 +208,10 @@ def build_tf_row(tf, args, cell, mode, hidden, seq, x, y):
         opt.apply(grads, model.trainable_variables)
         return loss
 
-    # the layout and the loop kind are read when the step is traced, which
+    # the chunking and the loop kind are read when the step is traced, which
     # happens here without running it (the memory child's baseline must come
     # before the first step: see memory_of_row)
-    setting = {FEATURE_MAJOR: ("LAYOUT", "feature"), PLAIN_LOOPS: ("COMPILE_LOOPS", False)}
+    setting = {WHOLE: ("CHUNKS", 1), PLAIN_LOOPS: ("COMPILE_LOOPS", False)}
     for suffix, (name, value) in setting.items():
         if cell.endswith(suffix):
             from seqlab.layers import fast_rnn
@@ -360,8 +361,9 @@ def memory_of_row(args, cell, mode, hidden, seq):
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-row", f"{cell}:{mode}",
            "--hidden", str(hidden), "--seq", str(seq), "--batch", str(args.batch),
            "--embedding", str(args.embedding), "--vocab", str(args.vocab),
-           "--loop", args.loop, "--inter-op", str(args.inter_op),
-           "--intra-op", str(args.intra_op)] + (["--memory-xla"] if args.memory_xla else [])
+           "--inter-op", str(args.inter_op), "--intra-op", str(args.intra_op)]
+    cmd += (["--memory-xla"] if args.memory_xla else []) + (
+        ["--chunks", str(args.chunks)] if args.chunks is not None else [])
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("MEMORY ")]
     if out.returncode != 0 or not lines:
@@ -385,7 +387,8 @@ def memory_child(args):
         tf = tf_setup(args)
         from seqlab.layers import fast_rnn
 
-        fast_rnn.LOOP = args.loop
+        if args.chunks is not None:
+            fast_rnn.CHUNKS = args.chunks
         step = build_tf_row(tf, args, cell, mode, hidden, seq, tf.constant(x_np),
                             tf.constant(y_np))
     # heap baseline: the built model, before its first step; RSS: the second step's start
@@ -397,6 +400,34 @@ def memory_child(args):
 
 
 # ------------------------------------------------------------------ main
+
+
+def paired_ratios(times, row, other, steps):
+    """Per round: the speed of ``row`` over that of ``other`` (ratio of their
+    median step times in the round). The rows of a round ran back to back,
+    so the machine's drift between rounds cancels in each ratio."""
+    rounds = len(times[row]) // steps
+    return [statistics.median(times[other][k * steps:(k + 1) * steps])
+            / statistics.median(times[row][k * steps:(k + 1) * steps]) for k in range(rounds)]
+
+
+def print_paired_ratios(times, rows, steps):
+    """The issue's comparisons as paired per-round ratios: fast and Keras rows
+    against torch's row of the same cell, the peephole against the fast LSTM."""
+    present = {cell: (cell, mode) for cell, mode in rows if mode in ("graph", "eager")}
+    pairs = [(f"{p}_{kind}", f"torch_{kind}") for kind in ("lstm", "gru")
+             for p in ("fast", "keras")]
+    pairs += [("fast_peephole", "fast_lstm"), ("fast_lstm", "fast_lstm_whole"),
+              ("fast_gru", "fast_gru_whole")]
+    lines = []
+    for a, b in pairs:
+        if a in present and b in present:
+            r = sorted(paired_ratios(times, present[a], present[b], steps))
+            lines.append(f"  {a} / {b}: median {statistics.median(r):.2f}x "
+                         f"(rounds {r[0]:.2f}-{r[-1]:.2f}, {sum(x >= 1 for x in r)}/{len(r)} >= 1)")
+    if lines:
+        print("paired per-round speed ratios (graph mode):")
+        print("\n".join(lines), flush=True)
 
 
 def make_batch(args, seq):
@@ -417,7 +448,8 @@ def main(argv=None):
 
     from seqlab.layers import fast_rnn
 
-    fast_rnn.LOOP = args.loop
+    if args.chunks is not None:
+        fast_rnn.CHUNKS = args.chunks
     try:
         import torch
 
@@ -430,7 +462,7 @@ def main(argv=None):
           f"TF inter_op={tf.config.threading.get_inter_op_parallelism_threads()} "
           f"intra_op={tf.config.threading.get_intra_op_parallelism_threads()} (0 = TF default), "
           f"torch threads={torch.get_num_threads() if torch else '-'}, "
-          f"fast_rnn.LOOP={args.loop}, COMPILE_LOOPS={fast_rnn.COMPILE_LOOPS}, "
+          f"fast_rnn.CHUNKS={fast_rnn.CHUNKS}, COMPILE_LOOPS={fast_rnn.COMPILE_LOOPS}, "
           f"{args.rounds} rounds x {args.steps} timed steps")
     header = (f"{'H':>5} {'T':>4} {'row':<16} {'mode':<6} {'tokens/s':>9} {'GFLOP/s':>8} "
               f"{'%peak':>6} {'tok/CPU-s':>9} {'mem MiB':>8} {'vs keras':>8} {'loss':>7}")
@@ -487,6 +519,7 @@ def main(argv=None):
                       f"{gflops:>8.1f} {100 * gflops / peak:>5.1f}% {tpc[cell, mode]:>9.0f} "
                       f"{mem / 2**20:>8.1f} "
                       f"{ratio:>8} {losses[cell, mode]:>7.4f}", flush=True)
+            print_paired_ratios(times, rows, args.steps)
             del steps
             keras.backend.clear_session()
 
