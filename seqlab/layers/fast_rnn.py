@@ -300,10 +300,18 @@ def _weight_grad(a, b):
 
 def _input_grads(x, w, dxw):
     """The gradients (dW, db, dx [K,B,D]) of a chunk's input projection
-    ``x W + b``, from its gradient ``dxw`` [K,B,G]."""
-    dx = tf.matmul(_rows(dxw), w, transpose_b=True)
-    dx = tf.reshape(dx, tf.concat([tf.shape(dxw)[:2], [w.shape[0]]], 0))
-    return _weight_grad(x, dxw), _sum_rows(dxw), dx
+    ``x W + b``, from its gradient ``dxw``: a [K,B,G] tensor, or a list of
+    blocks of it in gate order (each block is multiplied with its columns of
+    ``W``: no concatenated [K,B,G] copy is made)."""
+    parts = dxw if isinstance(dxw, (list, tuple)) else [dxw]
+    ws = tf.split(w, [p.shape[-1] for p in parts], axis=1) if len(parts) > 1 else [w]
+    dx = _sum([tf.matmul(_rows(p), wp, transpose_b=True) for p, wp in zip(parts, ws)])
+    dx = tf.reshape(dx, tf.concat([tf.shape(parts[0])[:2], [w.shape[0]]], 0))
+    dw = tf.concat([_weight_grad(x, p) for p in parts], axis=1) if len(parts) > 1 else \
+        _weight_grad(x, parts[0])
+    db = tf.concat([_sum_rows(p) for p in parts], axis=0) if len(parts) > 1 else \
+        _sum_rows(parts[0])
+    return dw, db, dx
 
 
 def _prev_states(h_before, hs, rm):
@@ -568,12 +576,12 @@ def _gru_recurrence(x, w, bx, u, bh, h0, m, rm, reset_after):
                 dh_prev = dhd + dhz
                 if m is not None:
                     dh_prev = dh_prev + dh_keep
-                # the loop stores the projection's gradient only ([K, B, 3H]);
-                # what dU needs beyond it is formed after the loop
-                return (dh_prev,), [tf.concat([dzr, dpre_h], axis=1)]
+                # the loop stores the projection's gradient only ([K, B, 3H], in
+                # two blocks); what dU needs beyond it is formed after the loop
+                return (dh_prev,), [dzr, dpre_h]
 
-            loop = _time_loop(step, [tf.concat([h0] * 3, 1)], reverse=True, compiled=compiled,
-                              prev=(1,))
+            loop = _time_loop(step, [tf.concat([h0, h0], 1), h0], reverse=True,
+                              compiled=compiled, prev=(1,))
             carry = (dh_t,)
             dws, dbs, dus, dbhs, dxs = [], [], [], [], []
             for j in reversed(range(len(bounds))):
@@ -583,11 +591,13 @@ def _gru_recurrence(x, w, bx, u, bh, h0, m, rm, reset_after):
                     hs_c = _time_major(hs, t0, t1)
                 h_before = hs[:, t0 - 1] if j else h0
                 seqs = [dh_c, hs_c] + saved[j] + _mask_seq(m, t0, t1)
-                carry, (dxw,) = loop(seqs, carry, [h_before])
-                dw, db, dx = _input_grads(x[t0:t1], w, dxw)
+                carry, (dzr, dpre) = loop(seqs, carry, [h_before])
+                dw, db, dx = _input_grads(x[t0:t1], w, [dzr, dpre])
                 dws.append(dw), dbs.append(db), dxs.append(dx)
-                dzr, dpre = dxw[..., :2 * H], dxw[..., 2 * H:]
-                r = saved[j][0][..., H:]
+                with _after([dzr]):
+                    # (a slice along the last axis is a copy: made any earlier,
+                    # the executor would make every chunk's during the forward pass)
+                    r = saved[j][0][..., H:]
                 prev = _prev_states(h_before, hs_c, rm)
                 if reset_after:
                     # h U + b_h = [h U_zr | h U_h] + b_h, the candidate block
