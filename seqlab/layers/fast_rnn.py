@@ -338,6 +338,14 @@ def _sum(parts):
     return parts[0] if len(parts) == 1 else tf.add_n(parts)
 
 
+def _running(sums, value):
+    """Appends ``value`` plus the last running sum to ``sums``. The chunks'
+    weight gradients are summed as they come, so no chunk's [H, G] partial
+    waits for the end (at B 64 x T 64 x H 512, eight dU partials held to the
+    end were 4 [B,T,H] units)."""
+    sums.append(value if not sums else sums[-1] + value)
+
+
 def _concat(parts):
     return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
 
@@ -422,7 +430,6 @@ def _lstm_recurrence(x, w, b, u, h0, c0, m, rm, peephole=None):
             dhs = _zeros_if_none(dhs, hs)
             dh_t = _zeros_if_none(dh_t, h_t)
             dc_t = _zeros_if_none(dc_t, c_t)
-            ut = tf.transpose(u)
 
             def step(el, carry):
                 dh, dc = carry[:2]
@@ -447,7 +454,7 @@ def _lstm_recurrence(x, w, b, u, h0, c0, m, rm, peephole=None):
                 if peephole is not None:
                     dpi, dpf = tf.split(dzif * p_if, 2, axis=1)
                     dc_prev = dc_prev + dpi + dpf
-                dh_prev = tf.matmul(dz, ut)
+                dh_prev = tf.matmul(dz, u, transpose_b=True)
                 if rm is not None:
                     dh_prev = dh_prev * rm
                 if m is not None:
@@ -480,9 +487,9 @@ def _lstm_recurrence(x, w, b, u, h0, c0, m, rm, peephole=None):
                 with _after([dz]):
                     hs_c = _time_major(hs, t0, t1)
                 dw, db, dx = _input_grads(x[t0:t1], w, dz)
-                dws.append(dw), dbs.append(db), dxs.append(dx)
-                dus.append(_prev_weight_grad(_prev_states(h_before, hs_c, rm), dz))
-            grads = [_concat(dxs[::-1]), _sum(dws), _sum(dbs), _sum(dus), carry[0], carry[1]]
+                _running(dws, dw), _running(dbs, db), dxs.append(dx)
+                _running(dus, _prev_weight_grad(_prev_states(h_before, hs_c, rm), dz))
+            grads = [_concat(dxs[::-1]), dws[-1], dbs[-1], dus[-1], carry[0], carry[1]]
             if peephole is not None:
                 grads += [tf.reduce_sum(acc, 0) for acc in carry[2:]]
             return grads
@@ -503,8 +510,16 @@ def _gru_recurrence(x, w, bx, u, bh, h0, m, rm, reset_after):
 
     def f(x, w, bx, u, h0, *maybe_bh):
         bh = maybe_bh[0] if maybe_bh else None
-        if not reset_after:
-            u_zr, u_h = tf.split(u, [2 * H, H], axis=1)
+
+        def split_u():
+            return tf.split(u, [2 * H, H], axis=1)
+
+        # Blocks of U and their transposes (the matmuls use transpose_b)
+        # are formed inside the compiled loops, where XLA hoists them out of
+        # the loop as temporaries of one call; made outside, they would be
+        # computed at the start of the training step and held to its end.
+        if not reset_after and not compiled:
+            u_zr, u_h = split_u()
 
         def step(el, carry):
             (h,) = carry
@@ -520,9 +535,10 @@ def _gru_recurrence(x, w, bx, u, bh, h0, m, rm, reset_after):
                 hh = tf.tanh(xh + r * hrec)
                 saved = [zr, hh, hrec]
             else:
-                zr = tf.sigmoid(xzr + tf.matmul(hd, u_zr))
+                uzr, uh = split_u() if compiled else (u_zr, u_h)
+                zr = tf.sigmoid(xzr + tf.matmul(hd, uzr))
                 z, r = tf.split(zr, 2, axis=1)
-                hh = tf.tanh(xh + tf.matmul(r * hd, u_h))
+                hh = tf.tanh(xh + tf.matmul(r * hd, uh))
                 saved = [zr, hh]
             h_new = hh + z * (h - hh)
             if m is not None:
@@ -544,10 +560,6 @@ def _gru_recurrence(x, w, bx, u, bh, h0, m, rm, reset_after):
         def grad(dhs, dh_t):
             dhs = _zeros_if_none(dhs, hs)
             dh_t = _zeros_if_none(dh_t, h_t)
-            if reset_after:
-                ut = tf.transpose(u)
-            else:
-                u_zr_t, u_h_t = tf.transpose(u_zr), tf.transpose(u_h)
 
             def step(el, carry):
                 (dh,) = carry
@@ -565,12 +577,13 @@ def _gru_recurrence(x, w, bx, u, bh, h0, m, rm, reset_after):
                 if reset_after:
                     hrec = el[4]
                     dzr = tf.raw_ops.SigmoidGrad(y=zr, dy=tf.concat([d_z, dpre_h * hrec], 1))
-                    dhd = tf.matmul(tf.concat([dzr, dpre_h * r], axis=1), ut)
+                    dhd = tf.matmul(tf.concat([dzr, dpre_h * r], axis=1), u, transpose_b=True)
                 else:
                     hd = hp * rm if rm is not None else hp
-                    d_rh = tf.matmul(dpre_h, u_h_t)
+                    uzr, uh = split_u() if compiled else (u_zr, u_h)
+                    d_rh = tf.matmul(dpre_h, uh, transpose_b=True)
                     dzr = tf.raw_ops.SigmoidGrad(y=zr, dy=tf.concat([d_z, d_rh * hd], 1))
-                    dhd = d_rh * r + tf.matmul(dzr, u_zr_t)
+                    dhd = d_rh * r + tf.matmul(dzr, uzr, transpose_b=True)
                 if rm is not None:
                     dhd = dhd * rm
                 dh_prev = dhd + dhz
@@ -593,7 +606,7 @@ def _gru_recurrence(x, w, bx, u, bh, h0, m, rm, reset_after):
                 seqs = [dh_c, hs_c] + saved[j] + _mask_seq(m, t0, t1)
                 carry, (dzr, dpre) = loop(seqs, carry, [h_before])
                 dw, db, dx = _input_grads(x[t0:t1], w, [dzr, dpre])
-                dws.append(dw), dbs.append(db), dxs.append(dx)
+                _running(dws, dw), _running(dbs, db), dxs.append(dx)
                 with _after([dzr]):
                     # (a slice along the last axis is a copy: made any earlier,
                     # the executor would make every chunk's during the forward pass)
@@ -603,16 +616,16 @@ def _gru_recurrence(x, w, bx, u, bh, h0, m, rm, reset_after):
                     # h U + b_h = [h U_zr | h U_h] + b_h, the candidate block
                     # scaled by r: its gradient is dpre * r
                     dhr = dpre * r
-                    dus.append(tf.concat([_prev_weight_grad(prev, dzr),
-                                          _prev_weight_grad(prev, dhr)], axis=1))
-                    dbhs.append(tf.concat([_sum_rows(dzr), _sum_rows(dhr)], axis=0))
+                    _running(dus, tf.concat([_prev_weight_grad(prev, dzr),
+                                             _prev_weight_grad(prev, dhr)], axis=1))
+                    _running(dbhs, tf.concat([_sum_rows(dzr), _sum_rows(dhr)], axis=0))
                 else:
                     # [h U_zr | (r * h) U_h]
-                    dus.append(tf.concat([_prev_weight_grad(prev, dzr),
-                                          _prev_weight_grad(prev, dpre, scale=r)], axis=1))
-            grads = [_concat(dxs[::-1]), _sum(dws), _sum(dbs), _sum(dus), carry[0]]
+                    _running(dus, tf.concat([_prev_weight_grad(prev, dzr),
+                                             _prev_weight_grad(prev, dpre, scale=r)], axis=1))
+            grads = [_concat(dxs[::-1]), dws[-1], dbs[-1], dus[-1], carry[0]]
             if bh is not None:
-                grads.append(_sum(dbhs))
+                grads.append(dbhs[-1])
             return grads
 
         return (hs, h_t), grad
@@ -672,7 +685,6 @@ def _simple_recurrence(x, w, b, u, h0, m, rm, activation):
         def grad(dhs, dh_t):
             dhs = _zeros_if_none(dhs, hs)
             dh_t = _zeros_if_none(dh_t, h_t)
-            ut = tf.transpose(u)
 
             def step(el, carry):
                 (dh,) = carry
@@ -682,7 +694,7 @@ def _simple_recurrence(x, w, b, u, h0, m, rm, activation):
                     dh_keep = tf.where(el[2], zero, dh)
                     dh = tf.where(el[2], dh, zero)
                 dz = dact(el[1], dh)
-                dh_prev = tf.matmul(dz, ut)
+                dh_prev = tf.matmul(dz, u, transpose_b=True)
                 if rm is not None:
                     dh_prev = dh_prev * rm
                 if m is not None:
@@ -700,9 +712,9 @@ def _simple_recurrence(x, w, b, u, h0, m, rm, activation):
                 h_before = hs[:, t0 - 1] if j else h0
                 carry, (dz,) = loop([dh_c, hs_c] + _mask_seq(m, t0, t1), carry)
                 dw, db, dx = _input_grads(x[t0:t1], w, dz)
-                dws.append(dw), dbs.append(db), dxs.append(dx)
-                dus.append(_prev_weight_grad(_prev_states(h_before, hs_c, rm), dz))
-            return [_concat(dxs[::-1]), _sum(dws), _sum(dbs), _sum(dus), carry[0]]
+                _running(dws, dw), _running(dbs, db), dxs.append(dx)
+                _running(dus, _prev_weight_grad(_prev_states(h_before, hs_c, rm), dz))
+            return [_concat(dxs[::-1]), dws[-1], dbs[-1], dus[-1], carry[0]]
 
         return (hs, h_t), grad
 
