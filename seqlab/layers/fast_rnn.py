@@ -17,8 +17,8 @@ out instead of obtained by differentiating the loop:
   the recurrent bias gradient) and ``dL/dx`` are one matmul or reduction
   each over the chunk's K*B rows; so only one chunk's ``dz`` [K,B,G] is
   alive at a time, instead of [T,B,G] (``CHUNKS = 1`` gives that unchunked
-  form, ~6 % faster and ~2.5 [B,T,H] tensors larger at the benchmark's
-  shape);
+  form: up to ~10 % faster, and ~2.5 [B,T,H] tensors larger at the
+  benchmark's shape);
 * inside a graph, each time loop is an XLA-compiled function shared by the
   chunks (``COMPILE_LOOPS``): XLA fuses a step's gate math into a few loops
   and removes the executor's per-op dispatch, which at B 64 x H 512 costs as
@@ -80,10 +80,13 @@ __all__ = [
 # before the chunk's steps; the backward pass forms the chunk's weight
 # gradients and dx (one matmul each over K*B rows) right after them. So
 # [K, B, G] of projection or gate gradient is alive at a time instead of
-# [T, B, G]. Benchmark LSTM (B 64, T 128, H 512, one training step, live
-# heap): 9.7-9.8 [B,T,H] units (~157 MiB) with 8 chunks, against 12.4 in
-# one chunk and 10.6-11.5 for Keras' LSTM; the step is ~6 % slower than in
-# one chunk (experiments/throughput/README.md, session 5).
+# [T, B, G]. Benchmark training step (B 64, T 128, H 512, live heap, runs
+# 16 and 18 of experiments/throughput/README.md): fast LSTM 152-160 MiB with
+# 8 chunks against 190-194 in one chunk and 172-185 for Keras' LSTM; fast
+# GRU 142-145 against 157-160 and 155. The price is speed: 0.93-0.99x of one
+# chunk for the LSTM and 0.88-0.89x for the GRU, paired per round.
+# CHUNKS = 1 gives the unchunked form: projection and weight gradients over
+# all T*B rows at once.
 CHUNKS = 8
 MIN_CHUNK_STEPS = 8
 
