@@ -114,10 +114,12 @@ def compiled_loops(enabled):
     """Within the block, kernels traced into a graph use XLA-compiled loops
     (``True``) or plain loops (``False``); ``None`` keeps ``COMPILE_LOOPS``.
 
-    Compiled loops are ~1.2x faster on CPU and need about the same peak
-    memory as plain ones (B 64 x T 128 x H 512 LSTM training step: 199 vs
-    191 MiB; experiments/throughput/README.md, run 12). Plain loops avoid
-    XLA compilation, which happens again for every new batch or sequence
+    Compiled loops are ~1.2x faster on CPU and, in time chunks, need less
+    peak memory than plain ones (B 64 x T 128 x H 512 training step: LSTM
+    152-160 vs 198 MiB, GRU 142-145 vs 180; plain loops unstack each
+    chunk's saved tensors into TensorArrays, a copy; the figures are in
+    experiments/throughput/README.md, session 5). Plain loops avoid XLA
+    compilation, which happens again for every new batch or sequence
     length.
     """
     if enabled is not None and not isinstance(enabled, bool):

@@ -91,7 +91,7 @@ class Recurrent(keras.layers.Layer):
             XLA-compiled functions (``True``, ~1.2x faster on CPU) or as plain
             graph loops (``False``: no XLA compilation, e.g. when every batch
             has another sequence length, for which the loops would be
-            compiled again; about the same peak memory); ``None`` uses
+            compiled again; ~25 % more peak memory); ``None`` uses
             ``fast_rnn.COMPILE_LOOPS`` (True).
 
     Call args: ``sequences [B, T, D]``, ``initial_state`` (list of ``[B, H]``),
