@@ -355,6 +355,45 @@ def _concat(parts):
     return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
 
 
+def _forward_chunks(loop, bounds, x, w, b, m, carry):
+    """The forward pass, chunk by chunk: a chunk's input projection (made
+    after the previous chunk's loop), then its loop. Returns the final
+    carry, each chunk's stacked outputs and each chunk's final carry."""
+    outs, carries = [], []
+    for t0, t1 in bounds:
+        with _after(carry if outs else ()):
+            xw = _project(x[t0:t1], w, b)
+        carry, o = loop([xw] + _mask_seq(m, t0, t1), carry)
+        outs.append(o)
+        carries.append(carry)
+    return carry, outs, carries
+
+
+def _backward_chunks(bounds, x, w, dhs, carry, run_chunk, n_extra=0):
+    """The backward pass, chunks in reverse time order.
+
+    ``run_chunk(j, t0, t1, carry, dh_c, deps) -> (carry, dxw, du, extras)``
+    runs chunk ``j``'s backward loop on its slice ``dh_c`` [K,B,H] of dL/dh
+    and returns the gradient of its input projection (a [K,B,G] tensor or
+    blocks of it), of U, and ``n_extra`` more (the GRU's recurrent bias).
+    Inputs it prepares itself go under ``_after(deps)``. dW, db and dx come
+    from ``dxw`` here. Returns ``(carry, dx [T,B,D], [dW, db, dU, *extras])``,
+    summed over the chunks as they come.
+    """
+    dxs, sums = [], [[] for _ in range(3 + n_extra)]
+    for j in reversed(range(len(bounds))):
+        t0, t1 = bounds[j]
+        deps = list(carry) + _two_back(dxs, *sums) if dxs else []
+        with _after(deps):
+            dh_c = _time_major(dhs, t0, t1)
+        carry, dxw, du, extras = run_chunk(j, t0, t1, carry, dh_c, deps)
+        dw, db, dx = _input_grads(x[t0:t1], w, dxw)
+        dxs.append(dx)
+        for total, value in zip(sums, (dw, db, du) + tuple(extras)):
+            _running(total, value)
+    return carry, _concat(dxs[::-1]), [total[-1] for total in sums]
+
+
 # --------------------------------------------------------------------------
 # recurrences: time-major inputs in, batch-major states out; custom gradients
 # --------------------------------------------------------------------------
@@ -420,16 +459,10 @@ def _lstm_recurrence(x, w, b, u, h0, c0, m, rm, peephole=None):
             return (c_new,), [c_new]
 
         loop = _time_loop(step, [h0, tf.concat([h0, h0], 1), h0, h0], compiled=compiled)
-        carry, h_chunks, saved, c_ends = (h0, c0), [], [], []
-        for t0, t1 in bounds:
-            with _after(carry if saved else ()):
-                xw = _project(x[t0:t1], w, b)
-            carry, (hs_c, *acts) = loop([xw] + _mask_seq(m, t0, t1), carry)
-            h_chunks.append(hs_c)
-            saved.append(acts)  # [i f], g, o of the chunk
-            c_ends.append(carry[1])
-        h_t, c_t = carry
-        hs = _batch_major(h_chunks)
+        (h_t, c_t), outs, carries = _forward_chunks(loop, bounds, x, w, b, m, (h0, c0))
+        hs = _batch_major([o[0] for o in outs])
+        saved = [o[1:] for o in outs]  # [i f], g, o of each chunk
+        c_ends = [c[1] for c in carries]
 
         def grad(dhs, dh_t, dc_t):
             dhs = _zeros_if_none(dhs, hs)
@@ -476,25 +509,22 @@ def _lstm_recurrence(x, w, b, u, h0, c0, m, rm, peephole=None):
             loop = _time_loop(step, [tf.concat([h0] * 4, 1)], reverse=True, compiled=compiled,
                               prev=(1,))
             c_loop = _time_loop(c_step, [c0], compiled=compiled)
-            carry = (dh_t, dc_t)
-            if peephole is not None:
-                carry += (tf.zeros_like(tf.concat([c0, c0], 1)), tf.zeros_like(c0))
-            dws, dbs, dus, dxs = [], [], [], []
-            for j in reversed(range(len(bounds))):
-                t0, t1 = bounds[j]
+            def run_chunk(j, t0, t1, carry, dh_c, deps):
                 sif_c, g_c, o_c = saved[j]
                 ms = _mask_seq(m, t0, t1)
                 c_before, h_before = (c_ends[j - 1], hs[:, t0 - 1]) if j else (c0, h0)
-                with _after(list(carry) + _two_back(dxs, dws, dus) if dxs else ()):
-                    dh_c = _time_major(dhs, t0, t1)
+                with _after(deps):
                     _, (cs_c,) = c_loop([sif_c, g_c] + ms, (c_before,))
                 carry, (dz,) = loop([dh_c, cs_c, sif_c, g_c, o_c] + ms, carry, [c_before])
                 with _after([dz]):
                     hs_c = _time_major(hs, t0, t1)
-                dw, db, dx = _input_grads(x[t0:t1], w, dz)
-                _running(dws, dw), _running(dbs, db), dxs.append(dx)
-                _running(dus, _prev_weight_grad(_prev_states(h_before, hs_c, rm), dz))
-            grads = [_concat(dxs[::-1]), dws[-1], dbs[-1], dus[-1], carry[0], carry[1]]
+                return carry, dz, _prev_weight_grad(_prev_states(h_before, hs_c, rm), dz), ()
+
+            carry = (dh_t, dc_t)
+            if peephole is not None:
+                carry += (tf.zeros_like(tf.concat([c0, c0], 1)), tf.zeros_like(c0))
+            carry, dx, (dw, db, du) = _backward_chunks(bounds, x, w, dhs, carry, run_chunk)
+            grads = [dx, dw, db, du, carry[0], carry[1]]
             if peephole is not None:
                 grads += [tf.reduce_sum(acc, 0) for acc in carry[2:]]
             return grads
@@ -552,15 +582,9 @@ def _gru_recurrence(x, w, bx, u, bh, h0, m, rm, reset_after):
 
         like = [h0, tf.concat([h0, h0], 1), h0] + ([h0] if reset_after else [])
         loop = _time_loop(step, like, compiled=compiled)
-        carry, h_chunks, saved = (h0,), [], []
-        for t0, t1 in bounds:
-            with _after(carry if saved else ()):
-                xw = _project(x[t0:t1], w, bx)
-            carry, (hs_c, *rest) = loop([xw] + _mask_seq(m, t0, t1), carry)
-            h_chunks.append(hs_c)
-            saved.append(rest)  # [z r], h~ (and h U_h + b_hh) of the chunk
-        (h_t,) = carry
-        hs = _batch_major(h_chunks)
+        (h_t,), outs, _ = _forward_chunks(loop, bounds, x, w, bx, m, (h0,))
+        hs = _batch_major([o[0] for o in outs])
+        saved = [o[1:] for o in outs]  # [z r], h~ (and h U_h + b_hh) of each chunk
 
         def grad(dhs, dh_t):
             dhs = _zeros_if_none(dhs, hs)
@@ -600,38 +624,33 @@ def _gru_recurrence(x, w, bx, u, bh, h0, m, rm, reset_after):
 
             loop = _time_loop(step, [tf.concat([h0, h0], 1), h0], reverse=True,
                               compiled=compiled, prev=(1,))
-            carry = (dh_t,)
-            dws, dbs, dus, dbhs, dxs = [], [], [], [], []
-            for j in reversed(range(len(bounds))):
-                t0, t1 = bounds[j]
-                with _after(list(carry) + _two_back(dxs, dws, dus) if dxs else ()):
-                    dh_c = _time_major(dhs, t0, t1)
+            def run_chunk(j, t0, t1, carry, dh_c, deps):
+                with _after(deps):
                     hs_c = _time_major(hs, t0, t1)
                 h_before = hs[:, t0 - 1] if j else h0
                 seqs = [dh_c, hs_c] + saved[j] + _mask_seq(m, t0, t1)
                 carry, (dzr, dpre) = loop(seqs, carry, [h_before])
-                dw, db, dx = _input_grads(x[t0:t1], w, [dzr, dpre])
-                _running(dws, dw), _running(dbs, db), dxs.append(dx)
                 with _after([dzr]):
                     # (a slice along the last axis is a copy: made any earlier,
                     # the executor would make every chunk's during the forward pass)
                     r = saved[j][0][..., H:]
                 prev = _prev_states(h_before, hs_c, rm)
-                if reset_after:
-                    # h U + b_h = [h U_zr | h U_h] + b_h, the candidate block
-                    # scaled by r: its gradient is dpre * r
-                    dhr = dpre * r
-                    _running(dus, tf.concat([_prev_weight_grad(prev, dzr),
-                                             _prev_weight_grad(prev, dhr)], axis=1))
-                    _running(dbhs, tf.concat([_sum_rows(dzr), _sum_rows(dhr)], axis=0))
-                else:
+                if not reset_after:
                     # [h U_zr | (r * h) U_h]
-                    _running(dus, tf.concat([_prev_weight_grad(prev, dzr),
-                                             _prev_weight_grad(prev, dpre, scale=r)], axis=1))
-            grads = [_concat(dxs[::-1]), dws[-1], dbs[-1], dus[-1], carry[0]]
-            if bh is not None:
-                grads.append(dbhs[-1])
-            return grads
+                    du = tf.concat([_prev_weight_grad(prev, dzr),
+                                    _prev_weight_grad(prev, dpre, scale=r)], axis=1)
+                    return carry, [dzr, dpre], du, ()
+                # h U + b_h = [h U_zr | h U_h] + b_h, the candidate block scaled
+                # by r: its gradient is dpre * r
+                dhr = dpre * r
+                du = tf.concat([_prev_weight_grad(prev, dzr), _prev_weight_grad(prev, dhr)], 1)
+                dbh = tf.concat([_sum_rows(dzr), _sum_rows(dhr)], axis=0)
+                return carry, [dzr, dpre], du, (dbh,) if bh is not None else ()
+
+            carry, dx, sums = _backward_chunks(bounds, x, w, dhs, (dh_t,), run_chunk,
+                                               n_extra=int(bh is not None))
+            return [dx, sums[0], sums[1], sums[2], carry[0]] + sums[3:]
+
 
         return (hs, h_t), grad
 
@@ -678,14 +697,8 @@ def _simple_recurrence(x, w, b, u, h0, m, rm, activation):
             return (h_new,), [h_new]
 
         loop = _time_loop(step, [h0], compiled=compiled)
-        carry, h_chunks = (h0,), []
-        for t0, t1 in bounds:
-            with _after(carry if h_chunks else ()):
-                xw = _project(x[t0:t1], w, b)
-            carry, (hs_c,) = loop([xw] + _mask_seq(m, t0, t1), carry)
-            h_chunks.append(hs_c)
-        (h_t,) = carry
-        hs = _batch_major(h_chunks)
+        (h_t,), outs, _ = _forward_chunks(loop, bounds, x, w, b, m, (h0,))
+        hs = _batch_major([o[0] for o in outs])
 
         def grad(dhs, dh_t):
             dhs = _zeros_if_none(dhs, hs)
@@ -707,19 +720,16 @@ def _simple_recurrence(x, w, b, u, h0, m, rm, activation):
                 return (dh_prev,), [dz]
 
             loop = _time_loop(step, [h0], reverse=True, compiled=compiled)
-            carry = (dh_t,)
-            dws, dbs, dus, dxs = [], [], [], []
-            for j in reversed(range(len(bounds))):
-                t0, t1 = bounds[j]
-                with _after(list(carry) + _two_back(dxs, dws, dus) if dxs else ()):
-                    dh_c = _time_major(dhs, t0, t1)
+
+            def run_chunk(j, t0, t1, carry, dh_c, deps):
+                with _after(deps):
                     hs_c = _time_major(hs, t0, t1)
                 h_before = hs[:, t0 - 1] if j else h0
                 carry, (dz,) = loop([dh_c, hs_c] + _mask_seq(m, t0, t1), carry)
-                dw, db, dx = _input_grads(x[t0:t1], w, dz)
-                _running(dws, dw), _running(dbs, db), dxs.append(dx)
-                _running(dus, _prev_weight_grad(_prev_states(h_before, hs_c, rm), dz))
-            return [_concat(dxs[::-1]), dws[-1], dbs[-1], dus[-1], carry[0]]
+                return carry, dz, _prev_weight_grad(_prev_states(h_before, hs_c, rm), dz), ()
+
+            carry, dx, (dw, db, du) = _backward_chunks(bounds, x, w, dhs, (dh_t,), run_chunk)
+            return [dx, dw, db, du, carry[0]]
 
         return (hs, h_t), grad
 
