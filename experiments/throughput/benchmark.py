@@ -20,10 +20,11 @@ GFLOP/s (matmul FLOPs of forward + backward, counted as 3x the forward
 this process (process_time: all threads; less sensitive than wall time to
 other processes on a shared machine); peak memory of one training step (the
 C heap in use, sampled every 1 ms during the second step of a fresh
-subprocess per row, above the heap before the first step, with TF's pooling
+subprocess per row, above the heap at that step's start, with TF's pooling
 allocator off: see ``memory_of_row``; the same method for TF and torch;
-``memory_profile.py`` prints the heap over a step); ratio to the Keras built-in of the same
-cell in the same mode (torch rows: to Keras graph mode).
+``memory_profile.py`` prints the heap over a step) and what the first step
+kept for good (graphs, XLA executables); ratio to the Keras built-in of the
+same cell in the same mode (torch rows: to Keras graph mode).
 
     python experiments/throughput/benchmark.py                 # the default table
     python experiments/throughput/benchmark.py --quick         # smoke run
@@ -336,15 +337,18 @@ def build_torch_row(torch, args, cell, hidden, seq, x_np, y_np):
 
 
 def memory_of_row(args, cell, mode, hidden, seq):
-    """Peak memory of a training step, measured in a fresh process.
+    """(peak, kept): memory of a training step, measured in a fresh process.
 
-    The child builds the row, takes the C heap in use (glibc ``mallinfo2``)
-    as the baseline, runs one warm-up step (tracing, XLA compilation), then
-    samples the heap in use every 1 ms during a second step and prints the
-    peak above the baseline in bytes (and, second, the RSS growth during the
-    step, the method of runs 1-9). The same method for TF and torch. What the
-    first step leaves allocated for good (traced graphs, compiled
-    executables) counts against the row. glibc's
+    The child builds the row and runs one warm-up step (tracing, XLA
+    compilation). It then samples the C heap in use (glibc ``mallinfo2``)
+    every 1 ms during a second step. ``peak``: the most the heap rose above
+    its level at the start of that step, i.e. the memory the step itself
+    needs. ``kept``: how much the first step left allocated for good
+    (traced graphs, XLA executables, caches), the heap at the start of the
+    second step above the heap of the built model. Until session 5 the
+    memory column was the sum, roughly: the peak above the built model.
+    The child also prints the RSS growth during the step (the method of
+    runs 1-9). The same method for TF and torch. glibc's
     ``MALLOC_MMAP_THRESHOLD_`` is fixed at 128 KiB so that large blocks are
     mmapped chunks, which ``mallinfo2`` counts as in use until freed.
 
@@ -367,14 +371,15 @@ def memory_of_row(args, cell, mode, hidden, seq):
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("MEMORY ")]
     if out.returncode != 0 or not lines:
-        return float("nan")
-    return float(lines[-1].split()[1])
+        return float("nan"), float("nan")
+    fields = lines[-1].split()
+    return float(fields[1]), float(fields[3])
 
 
 def memory_child(args):
     cell, mode = args.memory_row.split(":")
     if mode == "xla" and not args.memory_xla:
-        print("MEMORY nan")  # not measured: see --memory-xla
+        print("MEMORY nan nan nan")  # not measured: see --memory-xla
         return
     hidden, seq = args.hidden[0], args.seq[0]
     x_np, y_np = make_batch(args, seq)
@@ -392,11 +397,13 @@ def memory_child(args):
         step = build_tf_row(tf, args, cell, mode, hidden, seq, tf.constant(x_np),
                             tf.constant(y_np))
     # heap baseline: the built model, before its first step; RSS: the second step's start
-    heap = PeakSampler(heap_reader(), interval=0.001, baseline_at_start=False)
+    read = heap_reader()
+    built = read()
     step()
-    with PeakSampler(rss_reader(), interval=0.001) as rss, heap:
+    with PeakSampler(rss_reader(), interval=0.001) as rss, \
+            PeakSampler(read, interval=0.001) as heap:
         step()
-    print(f"MEMORY {heap.delta} {rss.delta}")
+    print(f"MEMORY {heap.delta} {rss.delta} {heap.base - built}")
 
 
 # ------------------------------------------------------------------ main
@@ -465,7 +472,7 @@ def main(argv=None):
           f"fast_rnn.CHUNKS={fast_rnn.CHUNKS}, COMPILE_LOOPS={fast_rnn.COMPILE_LOOPS}, "
           f"{args.rounds} rounds x {args.steps} timed steps")
     header = (f"{'H':>5} {'T':>4} {'row':<16} {'mode':<6} {'tokens/s':>9} {'GFLOP/s':>8} "
-              f"{'%peak':>6} {'tok/CPU-s':>9} {'mem MiB':>8} {'vs keras':>8} {'loss':>7}")
+              f"{'%peak':>6} {'tok/CPU-s':>9} {'mem MiB':>8} {'kept MiB':>8} {'vs keras':>8} {'loss':>7}")
     for hidden in args.hidden:
         for seq in args.seq:
             x_np, y_np = make_batch(args, seq)
@@ -495,6 +502,11 @@ def main(argv=None):
             for _ in range(args.rounds):  # interleaved, so load drifts hit all rows alike
                 peaks.append(matmul_peak(tf, reps=3))
                 for r in rows:
+                    # untimed: the first step after another row's steps costs
+                    # up to ~0.2 s more, for Keras' rows as for the fused ones
+                    # (cause not found); at small shapes or with few steps it
+                    # would move the median
+                    steps[r]()
                     for _ in range(args.steps):
                         t0, c0 = time.perf_counter(), time.process_time()
                         losses[r] = steps[r]()
@@ -514,10 +526,11 @@ def main(argv=None):
                 base_kind = "gru" if "gru" in kind else ("lstm" if kind != "simple" else None)
                 base = tps.get((f"keras_{base_kind}", "graph" if mode == "eager" else mode))
                 ratio = f"{tps[cell, mode] / base:.2f}x" if base else "-"
-                mem = memory_of_row(args, cell, mode, hidden, seq) if args.memory else float("nan")
+                mem, kept = (memory_of_row(args, cell, mode, hidden, seq) if args.memory
+                             else (float("nan"), float("nan")))
                 print(f"{hidden:>5} {seq:>4} {cell:<16} {mode:<6} {tps[cell, mode]:>9.0f} "
                       f"{gflops:>8.1f} {100 * gflops / peak:>5.1f}% {tpc[cell, mode]:>9.0f} "
-                      f"{mem / 2**20:>8.1f} "
+                      f"{mem / 2**20:>8.1f} {kept / 2**20:>8.1f} "
                       f"{ratio:>8} {losses[cell, mode]:>7.4f}", flush=True)
             print_paired_ratios(times, rows, args.steps)
             del steps
