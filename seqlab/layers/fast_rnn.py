@@ -312,10 +312,8 @@ def _input_grads(x, w, dxw):
     ws = tf.split(w, [p.shape[-1] for p in parts], axis=1) if len(parts) > 1 else [w]
     dx = _sum([tf.matmul(_rows(p), wp, transpose_b=True) for p, wp in zip(parts, ws)])
     dx = tf.reshape(dx, tf.concat([tf.shape(parts[0])[:2], [w.shape[0]]], 0))
-    dw = tf.concat([_weight_grad(x, p) for p in parts], axis=1) if len(parts) > 1 else \
-        _weight_grad(x, parts[0])
-    db = tf.concat([_sum_rows(p) for p in parts], axis=0) if len(parts) > 1 else \
-        _sum_rows(parts[0])
+    dw = _concat([_weight_grad(x, p) for p in parts], axis=1)
+    db = _concat([_sum_rows(p) for p in parts])
     return dw, db, dx
 
 
@@ -351,8 +349,8 @@ def _running(sums, value):
     sums.append(value if not sums else sums[-1] + value)
 
 
-def _concat(parts):
-    return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
+def _concat(parts, axis=0):
+    return parts[0] if len(parts) == 1 else tf.concat(parts, axis=axis)
 
 
 def _forward_chunks(loop, bounds, x, w, b, m, carry):
