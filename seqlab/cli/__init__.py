@@ -6,8 +6,10 @@ import logging
 import os
 from pathlib import Path
 
-# conf/ sits beside the package in the repository (installed editable).
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
+# The config tree ships inside the package (seqlab/conf, Hydra search path
+# pkg://seqlab.conf), so a wheel install works as well as an editable one.
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONFIG_MODULE = "seqlab.conf"
 
 
 def quiet_tensorflow() -> None:

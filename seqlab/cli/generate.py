@@ -24,7 +24,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from seqlab.cli import CONFIG_DIR, quiet_tensorflow
+from seqlab.cli import quiet_tensorflow
 from seqlab.errors import ConfigError, SeqlabError
 
 MODEL_ARTIFACT = "model.keras"
@@ -293,7 +293,7 @@ def run(cfg: DictConfig, out=None, err=None) -> int:
     return 0
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="generate")
+@hydra.main(version_base="1.3", config_path="pkg://seqlab.conf", config_name="generate")
 def _app(cfg: DictConfig) -> None:
     status = run(cfg)
     if status:

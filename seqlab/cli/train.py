@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from seqlab.cli import CONFIG_DIR, quiet_tensorflow
+from seqlab.cli import quiet_tensorflow
 from seqlab.errors import SeqlabError
 from seqlab.tracking.hydra_callback import SWEEP_KEYS_ENV
 
@@ -36,7 +36,7 @@ def _job_name() -> str | None:
     return ",".join(named) or f"job {hc.job.num}"
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@hydra.main(version_base="1.3", config_path="pkg://seqlab.conf", config_name="train")
 def _app(cfg: DictConfig) -> float | None:
     from seqlab.experiment import run
 

@@ -14,7 +14,7 @@ from seqlab.layers import CELLS, Recurrent
 from seqlab.models import build_rnn_lm
 from seqlab.models.language import recurrent_layer
 
-CELL_CONF = Path(__file__).resolve().parents[2] / "conf" / "model" / "cell"
+CELL_CONF = Path(__file__).resolve().parents[2] / "seqlab" / "conf" / "model" / "cell"
 
 
 def test_every_registered_cell_has_a_config():
