@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from seqlab.generation import generate  # noqa: E402
-from seqlab.models.language import build_rnn_lm  # noqa: E402
+from seqlab.models.rnn_lm import build_rnn_lm  # noqa: E402
 
 METHODS = {
     "stateful (graph)": {"method": "stateful", "jit_compile": False},

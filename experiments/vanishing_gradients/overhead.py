@@ -42,7 +42,7 @@ import keras  # noqa: E402
 
 from seqlab.data.synthetic import build_adding_data  # noqa: E402
 from seqlab.diagnostics import GradientNormMonitor, RecurrentSpectrumMonitor, TimeGradientMonitor  # noqa: E402
-from seqlab.models.sequence import build_rnn_regressor  # noqa: E402
+from seqlab.models.rnn_sequence import build_rnn_regressor  # noqa: E402
 from seqlab.training.context import RunContext  # noqa: E402
 
 

@@ -61,7 +61,7 @@ _PER_POSITION = (
 
 def _per_position_layers() -> tuple:
     try:
-        from seqlab.models.regularization import LockedDropout, OutputBias
+        from seqlab.layers import LockedDropout, OutputBias
     except ImportError:  # pragma: no cover - older tree
         return _PER_POSITION
     return (*_PER_POSITION, LockedDropout, OutputBias)

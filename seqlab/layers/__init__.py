@@ -8,15 +8,22 @@ from seqlab.layers.cells import (
     RecurrentCell,
     SimpleRNNCell,
 )
+from seqlab.layers.encoding import OneHot
+from seqlab.layers.pooling import LastTimeStep
 from seqlab.layers.recurrent import Recurrent
 from seqlab.layers.registry import CELLS, get_cell
+from seqlab.layers.regularization import LockedDropout, OutputBias
 from seqlab.layers.stacks import recurrent_stack
 
 __all__ = [
     "CELLS",
     "GRUCell",
     "LSTMCell",
+    "LastTimeStep",
     "LayerNormLSTMCell",
+    "LockedDropout",
+    "OneHot",
+    "OutputBias",
     "PeepholeLSTMCell",
     "Recurrent",
     "RecurrentCell",

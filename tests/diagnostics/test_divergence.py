@@ -53,7 +53,7 @@ class _WeightsAtEpochEnd(keras.callbacks.Callback):
 
 def test_nan_gradient_stops_naming_the_step_and_keeps_checkpoint(tmp_path):
     keras.utils.set_random_seed(0)
-    from seqlab.models.sequence import LastTimeStep
+    from seqlab.layers import LastTimeStep
 
     inputs = keras.Input((5, 2))
     h = keras.layers.SimpleRNN(4, return_sequences=True, name="rnn_0")(inputs)

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from seqlab.diagnostics import GradientNormMonitor, GradientNormRecorder
-from seqlab.models.sequence import build_rnn_regressor
+from seqlab.models.rnn_sequence import build_rnn_regressor
 
 
 def _model_and_batch(seed=0, cell="lstm"):

@@ -12,7 +12,7 @@ from seqlab.diagnostics import (
     recurrent_spectrum,
     spectral_radius,
 )
-from seqlab.models.sequence import build_rnn_regressor
+from seqlab.models.rnn_sequence import build_rnn_regressor
 
 
 def test_known_spectra():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from seqlab.diagnostics import TimeGradientMonitor, time_step_gradients
-from seqlab.models.sequence import build_rnn_regressor, build_rnn_tagger
+from seqlab.models.rnn_sequence import build_rnn_regressor, build_rnn_tagger
 
 
 def _weights(layer):

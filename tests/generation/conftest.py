@@ -19,7 +19,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from seqlab.models.language import build_rnn_lm  # noqa: E402
+from seqlab.models.rnn_lm import build_rnn_lm  # noqa: E402
 
 
 def sharpen(model, factor=8.0):

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from seqlab.errors import ConfigError
 from seqlab.layers import CELLS, Recurrent
 from seqlab.models import build_rnn_lm
-from seqlab.models.language import recurrent_layer
+from seqlab.models.rnn_lm import recurrent_layer
 
 CELL_CONF = Path(__file__).resolve().parents[2] / "seqlab" / "conf" / "model" / "cell"
 

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from seqlab.errors import ConfigError
 from seqlab.models import build_rnn_lm
-from seqlab.models.regularization import LockedDropout
+from seqlab.layers import LockedDropout
 
 
 def test_tied_weights_are_one_variable_that_gets_gradient_from_both_uses():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from seqlab.errors import ConfigError
-from seqlab.models.sequence import build_rnn_regressor, build_rnn_tagger
+from seqlab.models.rnn_sequence import build_rnn_regressor, build_rnn_tagger
 
 
 def _numpy_simple_rnn(x, cell):

@@ -3,12 +3,12 @@
     build_rnn_regressor:  x [B, T, D] --RNN x L--> [B, T, H] --last step--> [B, H] --Dense--> [B, out]
     build_rnn_tagger:     tokens [B, T] --one-hot / Embedding--> --RNN x L--> [B, T, H] --Dense--> logits [B, T, C]
 
-Both build their recurrent layers with :func:`seqlab.models.language.recurrent_layer`,
+Both build their recurrent layers with :func:`seqlab.models.rnn_lm.recurrent_layer`,
 so ``cell`` is a cell name or ``{"name": ..., **cell options}`` and the options
 (``recurrent_initializer: identity | orthogonal``, ``forget_bias`` /
 ``unit_forget_bias``, ...) go to the cell unchanged. The regressor keeps the
 full hidden sequence inside the graph and takes its last step with
-:class:`LastTimeStep`, so gradient diagnostics can split the model at the
+:class:`seqlab.layers.LastTimeStep`, so gradient diagnostics can split the model at the
 recurrent layer's output.
 """
 
@@ -17,39 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import keras
-from keras import ops
 
 from seqlab.errors import ConfigError
-from seqlab.models.language import _check_positive, _split_cell, recurrent_layer
-
-
-@keras.saving.register_keras_serializable(package="seqlab")
-class LastTimeStep(keras.layers.Layer):
-    """``[B, T, H] -> [B, H]``: the last time step of a sequence."""
-
-    def call(self, inputs):
-        return inputs[:, -1, :]
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[-1])
-
-
-@keras.saving.register_keras_serializable(package="seqlab")
-class OneHot(keras.layers.Layer):
-    """``int [B, T] -> float [B, T, depth]`` one-hot encoding (no weights)."""
-
-    def __init__(self, depth: int, **kwargs):
-        super().__init__(**kwargs)
-        self.depth = int(depth)
-
-    def call(self, inputs):
-        return ops.one_hot(ops.cast(inputs, "int32"), self.depth, dtype=self.compute_dtype)
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape, self.depth)
-
-    def get_config(self):
-        return {**super().get_config(), "depth": self.depth}
+from seqlab.layers import LastTimeStep, OneHot
+from seqlab.models.rnn_lm import _check_positive, _split_cell, recurrent_layer
 
 
 def _recurrent_stack(x, cell, hidden_size: int, num_layers: int):

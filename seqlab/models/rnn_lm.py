@@ -13,8 +13,7 @@ from collections.abc import Mapping
 import keras
 
 from seqlab.errors import ConfigError
-from seqlab.layers import CELLS, Recurrent, get_cell
-from seqlab.models.regularization import LockedDropout, OutputBias
+from seqlab.layers import CELLS, LockedDropout, OutputBias, Recurrent, get_cell
 
 # Cell names resolve to seqlab's own cells (``seqlab.layers.CELLS``: simple_rnn,
 # lstm, gru, gru_cho, peephole_lstm, layernorm_lstm) run by
@@ -112,7 +111,7 @@ def build_rnn_lm(
         embedding_dropout: rate on the embedding output (None = ``dropout``).
         output_dropout: rate before the output projection (None = ``dropout``).
         variational_dropout: one dropout mask per sequence, shared over time
-            (``seqlab.models.regularization.LockedDropout``) instead of a new
+            (``seqlab.layers.LockedDropout``) instead of a new
             mask per step.
         tie_weights: the output projection is the embedding matrix transposed
             (one shared variable, ``keras.layers.ReversibleEmbedding``) plus an
