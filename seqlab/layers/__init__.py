@@ -13,7 +13,7 @@ from seqlab.layers.pooling import LastTimeStep
 from seqlab.layers.recurrent import Recurrent
 from seqlab.layers.registry import CELLS, get_cell
 from seqlab.layers.regularization import LockedDropout, OutputBias
-from seqlab.layers.stacks import recurrent_stack
+from seqlab.layers.stacks import recurrent_layer, recurrent_stack, split_cell_spec
 
 __all__ = [
     "CELLS",
@@ -29,5 +29,7 @@ __all__ = [
     "RecurrentCell",
     "SimpleRNNCell",
     "get_cell",
+    "recurrent_layer",
     "recurrent_stack",
+    "split_cell_spec",
 ]

@@ -3,7 +3,7 @@
     build_rnn_regressor:  x [B, T, D] --RNN x L--> [B, T, H] --last step--> [B, H] --Dense--> [B, out]
     build_rnn_tagger:     tokens [B, T] --one-hot / Embedding--> --RNN x L--> [B, T, H] --Dense--> logits [B, T, C]
 
-Both build their recurrent layers with :func:`seqlab.models.rnn_lm.recurrent_layer`,
+Both stack their recurrent layers with :func:`seqlab.layers.recurrent_stack`,
 so ``cell`` is a cell name or ``{"name": ..., **cell options}`` and the options
 (``recurrent_initializer: identity | orthogonal``, ``forget_bias`` /
 ``unit_forget_bias``, ...) go to the cell unchanged. The regressor keeps the
@@ -20,13 +20,13 @@ import keras
 
 from seqlab.errors import ConfigError
 from seqlab.layers import LastTimeStep, OneHot
-from seqlab.models.rnn_lm import _check_positive, _split_cell, recurrent_layer
+from seqlab.layers.stacks import recurrent_stack, split_cell_spec
+from seqlab.models._checks import check_positive
 
 
-def _recurrent_stack(x, cell, hidden_size: int, num_layers: int):
-    for i in range(num_layers):
-        x = recurrent_layer(cell, hidden_size, name=f"rnn_{i}")(x)
-    return x
+def _stack(x, cell, hidden_size: int, num_layers: int):
+    # Layers rnn_0, rnn_1, ..., every one returning sequences.
+    return recurrent_stack(x, cell, hidden_size, num_layers, name="rnn", key="model.cell")
 
 
 def build_rnn_regressor(
@@ -39,19 +39,42 @@ def build_rnn_regressor(
 ) -> keras.Model:
     """Sequence ``[B, T, input_dim]`` -> ``[B, output_dim]`` from the last hidden state.
 
+    Layers: ``inputs``, ``rnn_0`` ... ``rnn_{L-1}`` (all returning sequences),
+    ``last_step`` (:class:`seqlab.layers.LastTimeStep`) and the linear
+    ``output``. The defaults are those of ``conf/model/rnn_regressor.yaml``.
+
     Args:
         input_dim: features per time step (the data bundle supplies it).
         output_dim: regression outputs (linear).
         hidden_size: units of every recurrent layer.
         num_layers: stacked recurrent layers (``rnn_0``, ``rnn_1``, ...).
-        cell: cell name or ``{"name": ..., **cell options}``.
+        cell: cell name or ``{"name": ..., **options}`` (see
+            :func:`seqlab.layers.recurrent_layer`).
         name: the Keras model name.
+
+    Returns:
+        An uncompiled ``keras.Model`` from float ``inputs [B, T, input_dim]``
+        to ``[B, output_dim]``.
+
+    Raises:
+        ConfigError: (a ``ValueError``) naming the ``model.*`` key of a bad
+            value.
+
+    Example:
+
+    >>> model = build_rnn_regressor(input_dim=2, hidden_size=4, cell="simple_rnn")
+    >>> [layer.name for layer in model.layers]
+    ['inputs', 'rnn_0', 'last_step', 'output']
+    >>> model.output.shape
+    (None, 1)
+    >>> model.count_params()
+    33
     """
-    _check_positive(input_dim=input_dim, output_dim=output_dim, hidden_size=hidden_size,
+    check_positive(input_dim=input_dim, output_dim=output_dim, hidden_size=hidden_size,
                     num_layers=num_layers)
-    _split_cell(cell)
+    split_cell_spec(cell, "model.cell")
     inputs = keras.Input(shape=(None, input_dim), name="inputs")
-    x = _recurrent_stack(inputs, cell, hidden_size, num_layers)
+    x = _stack(inputs, cell, hidden_size, num_layers)
     x = LastTimeStep(name="last_step")(x)
     outputs = keras.layers.Dense(output_dim, name="output")(x)
     return keras.Model(inputs, outputs, name=name)
@@ -70,28 +93,62 @@ def build_rnn_tagger(
     """Sequence -> per-step logits ``[B, T, num_classes]``.
 
     The input is either token ids ``[B, T]`` (``vocab_size`` given; one-hot
-    encoded, or embedded when ``embedding_dim`` is set) or features
-    ``[B, T, input_dim]``.
+    encoded by :class:`seqlab.layers.OneHot`, or embedded when
+    ``embedding_dim`` is set) or features ``[B, T, input_dim]``. The defaults
+    are those of ``conf/model/rnn_tagger.yaml``.
+
+    Args:
+        num_classes: classes per time step (the width of the logits).
+        vocab_size: number of token ids, for token inputs; give exactly one of
+            ``vocab_size`` and ``input_dim``.
+        input_dim: features per time step, for feature inputs.
+        embedding_dim: embed the tokens with ``keras.layers.Embedding`` of
+            this width (``None``: one-hot inputs); only with ``vocab_size``.
+        hidden_size: units of every recurrent layer.
+        num_layers: stacked recurrent layers (``rnn_0``, ``rnn_1``, ...).
+        cell: cell name or ``{"name": ..., **options}`` (see
+            :func:`seqlab.layers.recurrent_layer`).
+        name: the Keras model name.
+
+    Returns:
+        An uncompiled ``keras.Model`` from ``tokens [B, T]`` (int32) or
+        ``inputs [B, T, input_dim]`` to logits ``[B, T, num_classes]`` (no
+        softmax).
+
+    Raises:
+        ConfigError: (a ``ValueError``) naming the ``model.*`` key of a bad
+            value, or if both or neither of ``vocab_size`` and ``input_dim``
+            are given.
+
+    Example:
+
+    >>> model = build_rnn_tagger(num_classes=3, vocab_size=5, hidden_size=4, cell="gru")
+    >>> [layer.name for layer in model.layers]
+    ['tokens', 'one_hot', 'rnn_0', 'logits']
+    >>> model.output.shape
+    (None, None, 3)
+    >>> model.count_params()
+    147
     """
     if (vocab_size is None) == (input_dim is None):
         raise ConfigError(
             "build_rnn_tagger needs exactly one of vocab_size (token inputs) or input_dim "
             f"(feature inputs), got vocab_size={vocab_size!r}, input_dim={input_dim!r}"
         )
-    _check_positive(num_classes=num_classes, hidden_size=hidden_size, num_layers=num_layers)
-    _split_cell(cell)
+    check_positive(num_classes=num_classes, hidden_size=hidden_size, num_layers=num_layers)
+    split_cell_spec(cell, "model.cell")
     if vocab_size is not None:
-        _check_positive(vocab_size=vocab_size)
+        check_positive(vocab_size=vocab_size)
         inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
         if embedding_dim is None:
             x = OneHot(vocab_size, name="one_hot")(inputs)
         else:
-            _check_positive(embedding_dim=embedding_dim)
+            check_positive(embedding_dim=embedding_dim)
             x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")(inputs)
     else:
-        _check_positive(input_dim=input_dim)
+        check_positive(input_dim=input_dim)
         inputs = keras.Input(shape=(None, input_dim), name="inputs")
         x = inputs
-    x = _recurrent_stack(x, cell, hidden_size, num_layers)
+    x = _stack(x, cell, hidden_size, num_layers)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, logits, name=name)

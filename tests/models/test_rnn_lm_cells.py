@@ -10,9 +10,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from seqlab.errors import ConfigError
-from seqlab.layers import CELLS, Recurrent
+from seqlab.layers import CELLS, Recurrent, recurrent_layer
 from seqlab.models import build_rnn_lm
-from seqlab.models.rnn_lm import recurrent_layer
 
 CELL_CONF = Path(__file__).resolve().parents[2] / "seqlab" / "conf" / "model" / "cell"
 

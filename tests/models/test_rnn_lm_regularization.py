@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from seqlab.errors import ConfigError
-from seqlab.models import build_rnn_lm
 from seqlab.layers import LockedDropout
+from seqlab.models import build_rnn_lm
 
 
 def test_tied_weights_are_one_variable_that_gets_gradient_from_both_uses():
