@@ -12,7 +12,25 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="seqlab")
 class OneHot(keras.layers.Layer):
-    """``int [B, T] -> float [B, T, depth]`` one-hot encoding (no weights)."""
+    """``int [B, T] -> float [B, T, depth]`` one-hot encoding (no weights).
+
+    Args:
+        depth: the number of token ids (the width of the output).
+        **kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...).
+
+    Call arguments:
+        inputs: integer token ids ``[B, T]`` (any shape); ids outside
+            ``[0, depth)`` give all-zero vectors.
+
+    Returns:
+        A ``[B, T, depth]`` tensor of the layer's compute dtype.
+
+    Example:
+
+    >>> import numpy as np
+    >>> np.asarray(OneHot(3)(np.array([[0, 2]]))).tolist()
+    [[[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]]
+    """
 
     def __init__(self, depth: int, **kwargs):
         super().__init__(**kwargs)

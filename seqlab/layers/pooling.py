@@ -13,7 +13,27 @@ import keras
 
 @keras.saving.register_keras_serializable(package="seqlab")
 class LastTimeStep(keras.layers.Layer):
-    """``[B, T, H] -> [B, H]``: the last time step of a sequence."""
+    """``[B, T, H] -> [B, H]``: the last time step of a sequence.
+
+    The step at index ``T - 1`` of every sequence, whatever its Keras mask
+    (right-padded sequences should be read out otherwise). No weights.
+
+    Args:
+        **kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...).
+
+    Call arguments:
+        inputs: a ``[B, T, H]`` tensor.
+
+    Returns:
+        ``inputs[:, -1, :]``, shape ``[B, H]``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x = np.arange(12, dtype="float32").reshape(2, 3, 2)
+    >>> np.asarray(LastTimeStep()(x)).tolist()
+    [[4.0, 5.0], [10.0, 11.0]]
+    """
 
     def call(self, inputs):
         return inputs[:, -1, :]

@@ -1,4 +1,4 @@
-"""Regularisation pieces for language models (plain Keras layers).
+"""Regularisation layers for sequence models (plain Keras layers).
 
 ``LockedDropout``
     variational ("locked") dropout (Gal & Ghahramani 2016; Merity et al.
@@ -20,8 +20,36 @@ from keras import ops
 class LockedDropout(keras.layers.Layer):
     """Dropout on ``[B, T, D]`` inputs with one ``[B, 1, D]`` mask per sequence.
 
-    In training each kept unit is scaled by ``1 / (1 - rate)`` (inverted
-    dropout); at inference the layer is the identity.
+    Variational ("locked") dropout: every time step of a sequence loses the
+    same units. In training each kept unit is scaled by ``1 / (1 - rate)``
+    (inverted dropout); at inference the layer is the identity. A Keras mask
+    on the input passes through.
+
+    Args:
+        rate: fraction of units to drop, in ``[0, 1)``.
+        seed: an int for reproducible masks (``None``: drawn from Keras'
+            global seed when the layer is created).
+        **kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...).
+
+    Call arguments:
+        inputs: a ``[B, T, D]`` tensor.
+        training: whether to drop (``True``) or pass through (``False`` /
+            ``None``).
+
+    Returns:
+        A tensor of the input's shape and dtype.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = LockedDropout(0.5, seed=1)
+    >>> y = np.asarray(layer(np.ones((2, 4, 3), "float32"), training=True))
+    >>> bool((y == y[:, :1, :]).all())        # the same mask at every time step
+    True
+    >>> sorted(set(y.ravel().tolist()))       # dropped or scaled by 1 / (1 - rate)
+    [0.0, 2.0]
+    >>> bool((np.asarray(layer(np.ones((2, 4, 3)))) == 1).all())  # identity at inference
+    True
     """
 
     def __init__(self, rate: float, seed: int | None = None, **kwargs):
@@ -51,7 +79,31 @@ class LockedDropout(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="seqlab")
 class OutputBias(keras.layers.Layer):
-    """``logits + b`` with a trainable ``b`` of the last axis' size."""
+    """``logits + b`` with a trainable ``b`` of the last axis' size.
+
+    The bias that a weight-tied output projection
+    (``keras.layers.ReversibleEmbedding(..., reverse=True)``) lacks.
+
+    Args:
+        bias_initializer: initializer of ``b`` (a Keras initializer or its
+            name).
+        **kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...).
+
+    Call arguments:
+        inputs: a ``[..., V]`` tensor.
+
+    Returns:
+        ``inputs + b``, of the input's shape.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = OutputBias(bias_initializer="ones")
+    >>> np.asarray(layer(np.zeros((1, 2, 3), "float32")))[0].tolist()
+    [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    >>> layer.count_params()
+    3
+    """
 
     def __init__(self, bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
