@@ -71,6 +71,8 @@ def test_recurrent_stack_rejects_bad_arguments():
         recurrent_stack(x, units=4, num_layers=0)
     with pytest.raises(ValueError, match=r"dropout_between must be in \[0, 1\), got 1.0"):
         recurrent_stack(x, units=4, dropout_between=1.0)
+    with pytest.raises(ValueError, match=r"input_dropout must be in \[0, 1\), got -0.1"):
+        recurrent_stack(x, units=4, input_dropout=-0.1)
     with pytest.raises(ValueError, match="unknown cell 'rnn'"):
         recurrent_stack(x, cell="rnn", units=4)
     with pytest.raises(ValueError, match="mapping with a 'name' key"):

@@ -1,4 +1,5 @@
-"""recurrent_stack: bidirectional merge modes, residual connections, masking, serialization."""
+"""layers/stacks.py: cell specs, recurrent_layer, and recurrent_stack (bidirectional merge modes,
+residual connections, dropout, masking, serialization)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,16 @@ import keras
 import numpy as np
 import pytest
 
-from seqlab.layers import Recurrent, recurrent_stack
+from seqlab.errors import ConfigError
+from seqlab.layers import (
+    LockedDropout,
+    Recurrent,
+    recurrent_layer,
+    recurrent_stack,
+    split_cell_spec,
+    stacks,
+)
+from seqlab.layers.stacks import LAYER_OPTIONS
 from tests.layers.helpers import randomize
 
 MERGES = {
@@ -95,3 +105,76 @@ def test_last_output_and_stack_save_load(tmp_path):
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
     assert loaded.get_layer("c_bidirectional_1").forward_layer.cell.reset_after is False
+
+
+def test_split_cell_spec():
+    assert split_cell_spec("lstm") == ("lstm", {})
+    spec = {"name": "gru", "dropout": 0.1, "chunks": 4}
+    assert split_cell_spec(spec) == ("gru", {"dropout": 0.1, "chunks": 4})
+    assert spec == {"name": "gru", "dropout": 0.1, "chunks": 4}  # not mutated
+    assert split_cell_spec("keras_gru") == ("keras_gru", {})
+    with pytest.raises(ConfigError, match="model.cell must be a cell name or a mapping"):
+        split_cell_spec({"units": 3}, "model.cell")
+    with pytest.raises(ConfigError, match=r"unknown cell 'lstmm'; choose one of .*'gru'.*'keras_lstm'"):
+        split_cell_spec("lstmm")
+
+
+@pytest.mark.parametrize("option", LAYER_OPTIONS)
+def test_layer_options_go_to_the_recurrent_layer(monkeypatch, option):
+    """Every sequence-layer option in a spec reaches Recurrent, not the cell."""
+    seen = {}
+
+    class FakeRecurrent:
+        def __init__(self, cell, name=None, **kwargs):
+            seen.update(cell=cell, name=name, **kwargs)
+
+    monkeypatch.setattr(stacks, "Recurrent", FakeRecurrent)
+    recurrent_layer({"name": "lstm", option: "value", "forget_bias": 0.5}, 3, name="r")
+    assert seen[option] == "value" and seen["name"] == "r"
+    assert seen["cell"].forget_bias == 0.5
+    assert seen.get("return_sequences", True) == ("value" if option == "return_sequences" else True)
+
+
+def test_keras_builtins_in_a_stack():
+    inp = keras.Input((None, 3))
+    out = recurrent_stack(inp, cell="keras_gru", units=4, num_layers=2, return_sequences=False)
+    model = keras.Model(inp, out)
+    assert [type(layer) for layer in model.layers[1:]] == [keras.layers.GRU, keras.layers.GRU]
+    assert tuple(out.shape) == (None, 4)
+
+
+def test_dropout_names_kinds_and_residual_input():
+    """Input / between-layer dropout, LockedDropout, name formats; residual adds the undropped input."""
+    inp = keras.Input((None, 4))
+    out = recurrent_stack(inp, cell="gru", units=4, num_layers=2, residual=True, input_dropout=0.2,
+                          dropout_between=0.3, variational_dropout=True, name="s",
+                          layer_names={"dropout": "drop_{i}", "residual": "{name}_res{i}"})
+    model = keras.Model(inp, out)
+    assert [layer.name for layer in model.layers[1:]] == [
+        "drop_0", "s_0", "s_res0", "drop_1", "s_1", "s_res1"]
+    assert [model.get_layer(f"drop_{i}").rate for i in range(2)] == [0.2, 0.3]
+    assert all(isinstance(model.get_layer(f"drop_{i}"), LockedDropout) for i in range(2))
+    # the skip path carries the layer's input, not its dropped-out copy
+    assert model.get_layer("s_res0").input[0] is inp
+    assert model.get_layer("s_res1").input[0] is model.get_layer("s_res0").output
+    # default names; plain Dropout; no dropout layer where the rate is 0
+    plain = keras.Model(inp, recurrent_stack(inp, units=4, num_layers=2, dropout_between=0.3, name="p"))
+    assert [layer.name for layer in plain.layers[1:]] == ["p_0", "p_dropout_1", "p_1"]
+    assert type(plain.get_layer("p_dropout_1")) is keras.layers.Dropout
+
+
+def test_per_layer_options_are_called_in_order_just_before_each_layer():
+    calls = []
+
+    def options(i):
+        calls.append(i)
+        return {"kernel_initializer": keras.initializers.RandomUniform(-0.1, 0.1)}
+
+    inp = keras.Input((None, 3))
+    model = keras.Model(inp, recurrent_stack(inp, cell="lstm", units=3, num_layers=3, cell_options=options))
+    assert calls == [0, 1, 2]
+    inits = [model.get_layer(f"rnn_{i}").cell.kernel_initializer for i in range(3)]
+    assert len({id(init) for init in inits}) == 3  # a fresh instance per layer
+    # fresh instances draw distinct seeds: the square layers get different kernels
+    assert not np.array_equal(model.get_layer("rnn_1").cell.kernel.numpy(),
+                              model.get_layer("rnn_2").cell.kernel.numpy())
