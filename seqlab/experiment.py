@@ -3,11 +3,17 @@
 ``run(cfg)`` needs no Hydra runtime (tests and notebooks call it with a config
 from ``hydra.compose``); ``seqlab-train`` is a thin ``@hydra.main`` wrapper.
 
-    data    = instantiate(cfg.data, batch_size, seq_len, seed)  -> DataBundle
+    data    = instantiate(cfg.data, batch_size, seed)          -> DataBundle
     model   = instantiate(cfg.model, **data.model_kwargs)       -> keras.Model
     model.compile(optimizer(cfg.optimizer, cfg.lr_schedule, clipnorm), data.loss, data.metrics)
-    model.fit(data.train, validation_data=data.validation, callbacks=...)
-    evaluate validation and test over the whole split, sample text, log the model
+    model.fit(data.train, validation_data=data.validation,
+              callbacks=data.callbacks + cfg.callbacks + metrics logger)
+    score test (data.evaluate_test or model.evaluate), log the model
+
+It knows no task: what a task adds (its artifacts, callbacks, throughput
+unit, how test is scored) comes in the :class:`~seqlab.data.bundle.DataBundle`;
+callbacks that need the run subclass
+:class:`~seqlab.training.context.RunCallback`.
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ from seqlab.errors import ConfigError
 from seqlab.instantiate import build
 from seqlab.tracking import TrackedRun
 from seqlab.tracking.keras_callback import MetricsLogger
-from seqlab.training.context import RunContext
+from seqlab.training.context import RunCallback, RunContext
 from seqlab.training.optim import build_optimizer
+from seqlab.walk import walk_layers
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +50,10 @@ def _positive_int(cfg: DictConfig, key: str, allow_null: bool = False) -> int | 
 
 def validate(cfg: DictConfig) -> None:
     """Checks that need no data, so a typo fails in a second, not after loading."""
-    for key in ("trainer.epochs", "trainer.batch_size", "trainer.seq_len"):
+    for key in ("trainer.epochs", "trainer.batch_size"):
         _positive_int(cfg, key)
-    _positive_int(cfg, "trainer.steps_per_epoch", allow_null=True)
-    streams = _positive_int(cfg, "trainer.test_streams", allow_null=True)
-    if streams is not None and OmegaConf.select(cfg, "data.batching") != "streams":
-        raise ConfigError(
-            f"trainer.test_streams={streams} scores a stateful model; it needs data.batching=streams, "
-            f"got data.batching={OmegaConf.select(cfg, 'data.batching')!r} (set trainer.test_streams=null)"
-        )
+    for key in ("trainer.steps_per_epoch", "trainer.validation_steps", "trainer.test_steps"):
+        _positive_int(cfg, key, allow_null=True)
     jit = OmegaConf.select(cfg, "trainer.jit_compile")
     if jit not in ("auto", True, False):
         raise ConfigError(f"trainer.jit_compile must be auto, true or false, got {jit!r}")
@@ -59,7 +61,7 @@ def validate(cfg: DictConfig) -> None:
 
 def is_recurrent(model: keras.Model) -> bool:
     """True if any layer (also inside wrappers) runs a recurrent cell."""
-    return any(hasattr(layer, "cell") or hasattr(layer, "forward_layer") for layer in model._flatten_layers())
+    return any(hasattr(layer, "cell") or hasattr(layer, "forward_layer") for layer in walk_layers(model))
 
 
 def resolve_jit(setting: Any, model: keras.Model) -> bool:
@@ -104,13 +106,10 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     with TrackedRun(tracking, config=resolved) as tracker:
         keras.utils.set_random_seed(int(trainer.seed))
         start = time.perf_counter()
-        data = build(
-            cfg.data, batch_size=trainer.batch_size, seq_len=trainer.seq_len, seed=trainer.seed
-        )
+        data = build(cfg.data, batch_size=trainer.batch_size, seed=trainer.seed)
         tracker.log_params({f"data_info.{k}": v for k, v in data.info.items()})
-        if data.tokenizer is not None:
-            tokenizer_path = data.tokenizer.save(output_dir / "tokenizer.json")
-            tracker.log_artifact(tokenizer_path)
+        for path in data.save_artifacts(output_dir) if data.save_artifacts else []:
+            tracker.log_artifact(path)
 
         model = build(cfg.model, **data.model_kwargs)
         steps_per_epoch = trainer.steps_per_epoch or data.steps_per_epoch
@@ -122,7 +121,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         )
         jit = resolve_jit(trainer.jit_compile, model)
         # weighted_metrics, not metrics: Keras passes sample weights (the padding
-        # mask of stateful evaluation streams) only to weighted metrics.
+        # masks of padded evaluation data) only to weighted metrics.
         model.compile(optimizer=optimizer, loss=data.loss(), weighted_metrics=data.metrics(), jit_compile=jit)
         tracker.log_params(
             {"model_info.parameters": model.count_params(), "trainer_info.jit_compile": jit,
@@ -130,20 +129,14 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         )
         log.info("model %s: %d parameters, jit_compile=%s", model.name, model.count_params(), jit)
 
-        callbacks = _callbacks_from_config(cfg.get("callbacks"))
-        # --- stateful truncated BPTT (data.batching=streams, issue #4) ---
-        # States reset at each epoch start and before every evaluation pass.
-        stateful_callbacks = []
-        if data.model_kwargs.get("stateful"):
-            from seqlab.training.stateful import ResetStatesCallback
-
-            stateful_callbacks = [ResetStatesCallback()]
-            callbacks = [*stateful_callbacks, *callbacks]
-        # --- end stateful ---
+        # The task's callbacks first: they may rewrite an epoch's logs (e.g.
+        # an exact val_loss) that the configured ones and the logger read.
+        callbacks = [*data.callbacks, *_callbacks_from_config(cfg.get("callbacks"))]
         metrics_logger = MetricsLogger(
             tracker.log_metrics,
             log_every_n_steps=int(tracking.get("log_every_n_steps") or 0),
-            tokens_per_batch=data.tokens_per_batch,
+            items_per_batch=data.items_per_batch,
+            unit=data.throughput_unit,
         )
         context = RunContext(
             bundle=data,
@@ -153,14 +146,15 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
             log_artifact=tracker.log_artifact,
             set_tag=tracker.set_tag,
         )
-        for callback in callbacks:
-            if hasattr(callback, "bind"):
-                callback.bind(context)
+        run_callbacks = [callback for callback in callbacks if isinstance(callback, RunCallback)]
+        for callback in run_callbacks:
+            callback.bind(context)
 
         # The logger goes last: metrics other callbacks add to ``logs`` are logged too.
         model.fit(
             data.train.repeat() if trainer.steps_per_epoch else data.train,
             validation_data=data.validation,
+            validation_steps=trainer.get("validation_steps"),
             epochs=int(trainer.epochs),
             steps_per_epoch=int(trainer.steps_per_epoch) if trainer.steps_per_epoch else None,
             callbacks=[*callbacks, metrics_logger],
@@ -172,15 +166,11 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         # with the final weights; only the test split is new.
         results: dict[str, float] = dict(metrics_logger.history[-1]) if metrics_logger.history else {}
         if data.test is not None and trainer.get("test", True):
-            if trainer.get("test_streams") and data.model_kwargs.get("stateful"):
-                from seqlab.training.stateful import evaluate_streams
-
-                scores = evaluate_streams(
-                    model, data.split_ids["test"], streams=int(trainer.test_streams),
-                    seq_len=int(trainer.seq_len), loss=data.loss(), metrics=data.metrics(),
-                )
+            if data.evaluate_test is not None:
+                scores = data.evaluate_test(model)
             else:
-                scores = model.evaluate(data.test, verbose=0, return_dict=True, callbacks=stateful_callbacks)
+                scores = model.evaluate(data.test, steps=trainer.get("test_steps"), verbose=0,
+                                        return_dict=True, callbacks=data.callbacks)
             results.update({f"test_{k}": float(v) for k, v in scores.items()})
         results["wall_time_s"] = time.perf_counter() - start
         tracker.log_metrics(
@@ -188,11 +178,10 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
             step=int(trainer.epochs),
         )
 
-        for callback in callbacks:
-            if hasattr(callback, "final_sample"):
-                text = callback.final_sample()
-                if text is not None:
-                    print(f"\n--- sample ({callback.prompt!r} + {len(text)} generated) ---\n{callback.prompt}{text}\n")
+        for callback in run_callbacks:
+            message = callback.on_run_end()
+            if message:
+                print(message)
 
         if tracking.get("log_model", True) and tracker.enabled:
             model_path = output_dir / "model.keras"

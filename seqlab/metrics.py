@@ -79,3 +79,40 @@ class BitsPerCharacter(_TokenCrossEntropy):
 
     def result(self):
         return self.mean_nats() / LN2
+
+
+@keras.saving.register_keras_serializable(package="seqlab")
+class ExactLoss(keras.metrics.Mean):
+    """A loss as the exact sample-weighted mean over a whole evaluation.
+
+    Keras' own ``loss`` in ``evaluate`` averages per-batch losses weighted by
+    the batch size, so a last batch whose targets are mostly padding (weight
+    0) counts as much as a full one. This metric sums ``weight * loss`` and
+    ``weight`` over every token of every batch and divides once:
+
+        exact_loss = sum_i w_i * loss_i / sum_i w_i
+
+    Args:
+        loss: a Keras loss object; its per-element values (``loss.call``) are
+            averaged.
+        name: the metric's name (``exact_loss``).
+
+    Example:
+
+    >>> import numpy as np
+    >>> m = ExactLoss(keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> logits = np.zeros((1, 2, 4), "float32")       # uniform over 4 classes
+    >>> m.update_state(np.array([[1, 2]]), logits, sample_weight=np.array([[1.0, 0.0]]))
+    >>> round(float(m.result()), 4)                   # ln 4, the padded token ignored
+    1.3863
+    """
+
+    def __init__(self, loss, name: str = "exact_loss", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.loss = keras.losses.get(loss) if isinstance(loss, (dict, str)) else loss
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(self.loss.call(y_true, y_pred), sample_weight=sample_weight)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "loss": keras.losses.serialize(self.loss)}

@@ -13,6 +13,14 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
 if "SEQLAB_DATA_DIR" not in os.environ and DEFAULT_DATA_DIR.is_dir():
     os.environ["SEQLAB_DATA_DIR"] = str(DEFAULT_DATA_DIR)
+# Resolved once, here: the console-script tests run in other folders, where a
+# relative path (the README writes SEQLAB_DATA_DIR=../shared/data) would point
+# nowhere and send the loader to the network.
+if os.environ.get("SEQLAB_DATA_DIR"):
+    os.environ["SEQLAB_DATA_DIR"] = str(Path(os.environ["SEQLAB_DATA_DIR"]).resolve())
+# In CI a missing corpus is a failure, not a skip: otherwise CI passes without
+# a single end-to-end test.
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 import pytest  # noqa: E402
 
@@ -76,5 +84,8 @@ def _fresh_store_in_tmp_path(request, _empty_mlflow_db):
 def data_dir() -> Path:
     path = Path(os.environ.get("SEQLAB_DATA_DIR", DEFAULT_DATA_DIR))
     if not (path / "tiny_shakespeare" / "input.txt").is_file():
-        pytest.skip(f"real data not found under {path}; set SEQLAB_DATA_DIR")
+        message = f"real data not found under {path}; set SEQLAB_DATA_DIR"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: the end-to-end tests must run)")
+        pytest.skip(message)
     return path

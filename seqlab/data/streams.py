@@ -31,7 +31,7 @@ def _check(batch_size: int, seq_len: int) -> None:
     if not isinstance(batch_size, int) or batch_size <= 0:
         raise DataError(f"trainer.batch_size must be a positive integer, got {batch_size!r}")
     if not isinstance(seq_len, int) or seq_len <= 0:
-        raise DataError(f"trainer.seq_len must be a positive integer, got {seq_len!r}")
+        raise DataError(f"data.seq_len must be a positive integer, got {seq_len!r}")
 
 
 def stream_arrays(
@@ -51,8 +51,8 @@ def stream_arrays(
         if n_windows < 1:
             raise DataError(
                 f"the {split} split has {ids.size} tokens: cut into trainer.batch_size={batch_size} "
-                f"streams of {length} tokens, fewer than trainer.seq_len + 1 = {seq_len + 1}; "
-                "lower trainer.batch_size or trainer.seq_len, or use a larger corpus"
+                f"streams of {length} tokens, fewer than data.seq_len + 1 = {seq_len + 1}; "
+                "lower trainer.batch_size or data.seq_len, or use a larger corpus"
             )
         data = ids[: batch_size * length].reshape(batch_size, length)
         span = n_windows * seq_len

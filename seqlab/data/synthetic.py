@@ -2,9 +2,7 @@
 
 Both are generated once from ``seed`` as fixed-size train / validation / test
 sets (numpy), then served as ``tf.data`` pipelines inside a :class:`DataBundle`.
-The sequence length ``T`` is ``data.length``; ``trainer.seq_len`` (the window
-of the language-model tasks) is accepted and ignored, the experiment presets
-set ``trainer.seq_len: ${data.length}`` so the logged params agree.
+The sequence length ``T`` is ``data.length``.
 
 Adding problem (Hochreiter & Schmidhuber 1997; Le, Jaitly & Hinton 2015)
     inputs ``[T, 2]`` float32: channel 0 uniform in [0, 1]; channel 1 is 0
@@ -136,7 +134,6 @@ def build_adding_data(
     length: int,
     *,
     batch_size: int,
-    seq_len: int | None = None,
     seed: int = 0,
     train_size: int = 10000,
     validation_size: int = 1000,
@@ -144,10 +141,8 @@ def build_adding_data(
 ) -> DataBundle:
     """The adding problem with sequences of ``length`` steps as a :class:`DataBundle`.
 
-    ``seq_len`` (the language-model window) is ignored: the length is ``length``.
     The model receives ``input_dim=2`` and ``output_dim=1``.
     """
-    del seq_len
     _check_sizes(length=length, batch_size=batch_size, train_size=train_size,
                  validation_size=validation_size, test_size=test_size)
     ds = _datasets(adding_problem, length, (train_size, validation_size, test_size), batch_size, seed)
@@ -167,8 +162,9 @@ def build_adding_data(
         model_kwargs={"input_dim": 2, "output_dim": 1},
         loss=_mse_loss,
         metrics=_adding_metrics,
-        tokens_per_batch=None,
         steps_per_epoch=train_size // batch_size,
+        throughput_unit="sequences",
+        items_per_batch=batch_size,
         info=info,
     )
 
@@ -177,7 +173,6 @@ def build_copy_memory_data(
     length: int,
     *,
     batch_size: int,
-    seq_len: int | None = None,
     seed: int = 0,
     train_size: int = 10000,
     validation_size: int = 1000,
@@ -185,10 +180,9 @@ def build_copy_memory_data(
 ) -> DataBundle:
     """The copy-memory task with a delay of ``length`` blanks (sequences of ``length + 20``).
 
-    ``seq_len`` is ignored. The model receives ``vocab_size=10`` (input
-    symbols) and ``num_classes=10`` (per-step outputs).
+    The model receives ``vocab_size=10`` (input symbols) and
+    ``num_classes=10`` (per-step outputs).
     """
-    del seq_len
     _check_sizes(length=length, batch_size=batch_size, train_size=train_size,
                  validation_size=validation_size, test_size=test_size)
     ds = _datasets(copy_memory, length, (train_size, validation_size, test_size), batch_size, seed)
@@ -209,7 +203,8 @@ def build_copy_memory_data(
         model_kwargs={"vocab_size": COPY_VOCAB, "num_classes": COPY_VOCAB},
         loss=_copy_loss,
         metrics=_copy_metrics,
-        tokens_per_batch=None,
         steps_per_epoch=train_size // batch_size,
+        throughput_unit="sequences",
+        items_per_batch=batch_size,
         info=info,
     )

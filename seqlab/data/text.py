@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import keras
 
@@ -12,7 +13,9 @@ from seqlab.data.streams import num_stream_windows, stream_dataset
 from seqlab.data.tokenizers import build_tokenizer
 from seqlab.data.windows import lm_dataset
 from seqlab.errors import ConfigError
-from seqlab.metrics import BitsPerCharacter, Perplexity
+from seqlab.metrics import BitsPerCharacter, ExactLoss, Perplexity
+from seqlab.training.stateful import ExactValidationLoss, ResetStatesCallback, evaluate_streams
+from seqlab.training.text_sampler import TextSampler
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ def build_text_lm_data(
     name: str,
     *,
     batch_size: int,
-    seq_len: int,
+    seq_len: int = 128,
     seed: int = 0,
     tokenizer: str = "char",
     tokenizer_options: dict | None = None,
@@ -78,8 +81,12 @@ def build_text_lm_data(
     batching: str = "windows",
     split_fractions: list[float] | tuple[float, float] | None = None,
     loss: str = "token_mean",
+    test_streams: int | None = None,
+    sampler: Mapping | None = None,
 ) -> DataBundle:
     """Load corpus ``name``, fit the tokenizer on its training split, batch all splits.
+
+    ``seq_len`` tokens per window: the model is unrolled this far.
 
     ``batching="windows"``: independent windows; training windows are
     shuffled with ``seed``; validation and test windows keep corpus order and
@@ -90,12 +97,21 @@ def build_text_lm_data(
     ``batch_size`` contiguous streams, consecutive windows continue each
     other; validation and test cover the whole split with padded, masked
     (sample weight 0) tails. ``model_kwargs`` then carries ``stateful=True``
-    and ``batch_size`` so the builder makes a fixed-batch stateful model.
+    and ``batch_size`` so the builder makes a fixed-batch stateful model; the
+    bundle's callbacks reset the states at each epoch and evaluation, and
+    make ``val_loss``/``test_loss`` the exact token-weighted mean (Keras
+    would weight the padded last batch as a full one).
+    ``test_streams``: score test with this many parallel streams carrying
+    state over the whole split (1 is how the TensorFlow PTB tutorial scores
+    test); None: ``batch_size`` streams.
 
     ``loss``: ``token_mean`` (cross-entropy per token) or ``time_sum``
     (summed over the window's time steps, mean over the batch; Zaremba et
     al.'s objective, see :class:`TimeSummedCrossEntropy`). The logged
     ``loss``/``val_loss`` follow it; ``perplexity`` and ``bpc`` do not.
+
+    ``sampler``: options of :class:`seqlab.training.text_sampler.TextSampler`
+    (prompt, length, temperature, ...); None: no samples.
 
     ``name="text_files"`` reads every ``*.txt`` of the folder ``path``
     (see :func:`seqlab.data.corpora.load_corpus`), split by file name or by
@@ -107,6 +123,16 @@ def build_text_lm_data(
         raise ConfigError(f"data.loss={loss!r} is unknown; choose one of {list(LOSSES)}")
     if batching not in BATCHING:
         raise ConfigError(f"data.batching={batching!r} is unknown; choose one of {list(BATCHING)}")
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len <= 0:
+        raise ConfigError(f"data.seq_len must be a positive integer, got {seq_len!r}")
+    if test_streams is not None:
+        if isinstance(test_streams, bool) or not isinstance(test_streams, int) or test_streams <= 0:
+            raise ConfigError(f"data.test_streams must be a positive integer or null, got {test_streams!r}")
+        if batching != "streams":
+            raise ConfigError(
+                f"data.test_streams={test_streams} scores a stateful model; it needs data.batching=streams, "
+                f"got data.batching={batching!r} (set data.test_streams=null)"
+            )
     corpus = load_corpus(
         name,
         path=path,
@@ -119,6 +145,9 @@ def build_text_lm_data(
     ids = {split: tok.encode(corpus.split(split)) for split in ("train", "validation", "test")}
 
     model_kwargs = {"vocab_size": tok.vocab_size}
+    callbacks = []
+    metrics = lm_metrics
+    evaluate_test = None
     if batching == "streams":
         train = stream_dataset(ids["train"], batch_size, seq_len, split="train")
         validation = stream_dataset(ids["validation"], batch_size, seq_len, pad=True, split="validation")
@@ -129,6 +158,18 @@ def build_text_lm_data(
         )
         steps = num_stream_windows(ids["train"].size, batch_size, seq_len)
         model_kwargs.update(stateful=True, batch_size=batch_size)
+
+        def metrics():
+            return [*lm_metrics(), ExactLoss(LOSSES[loss]())]
+
+        callbacks = [ResetStatesCallback(), ExactValidationLoss()]
+        if test is not None:
+
+            def evaluate_test(model):
+                return evaluate_streams(
+                    model, ids["test"], streams=test_streams or batch_size, seq_len=seq_len,
+                    loss=LOSSES[loss](), metrics=metrics(),
+                )
     else:
         train = lm_dataset(ids["train"], seq_len, batch_size, shuffle=True, seed=seed, split="train")
         validation = lm_dataset(ids["validation"], seq_len, batch_size, shuffle=False, split="validation")
@@ -139,6 +180,8 @@ def build_text_lm_data(
         )
         train_windows = (ids["train"].size - 1) // seq_len
         steps = -(-train_windows // batch_size)
+    if sampler is not None:
+        callbacks.append(TextSampler(tok, **dict(sampler)))
     info = {
         "source": corpus.source,
         "vocab_size": tok.vocab_size,
@@ -155,10 +198,12 @@ def build_text_lm_data(
         test=test,
         model_kwargs=model_kwargs,
         loss=LOSSES[loss],
-        metrics=lm_metrics,
-        tokens_per_batch=batch_size * seq_len,
+        metrics=metrics,
         steps_per_epoch=steps,
-        tokenizer=tok,
+        throughput_unit="tokens",
+        items_per_batch=batch_size * seq_len,
+        callbacks=callbacks,
+        save_artifacts=lambda folder: [tok.save(folder / "tokenizer.json")],
+        evaluate_test=evaluate_test,
         info=info,
-        split_ids=ids,
     )

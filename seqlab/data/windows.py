@@ -19,12 +19,12 @@ def window_arrays(ids: np.ndarray, seq_len: int, split: str = "split") -> tuple[
     """Cut ``ids`` into ``(inputs, targets)`` arrays of shape ``[n, seq_len]``."""
     ids = np.asarray(ids, dtype=np.int32).reshape(-1)
     if seq_len <= 0:
-        raise DataError(f"trainer.seq_len must be positive, got {seq_len}")
+        raise DataError(f"data.seq_len must be positive, got {seq_len}")
     n = (ids.size - 1) // seq_len
     if n < 1:
         raise DataError(
-            f"the {split} split has {ids.size} tokens, fewer than trainer.seq_len + 1 = "
-            f"{seq_len + 1}; lower trainer.seq_len or use a larger corpus"
+            f"the {split} split has {ids.size} tokens, fewer than data.seq_len + 1 = "
+            f"{seq_len + 1}; lower data.seq_len or use a larger corpus"
         )
     # Two strided views of one buffer: no copy of the corpus per window.
     inputs = ids[: n * seq_len].reshape(n, seq_len)

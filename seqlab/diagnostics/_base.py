@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
-
 from seqlab.errors import ConfigError
-from seqlab.training.context import RunContext
+from seqlab.training.context import RunCallback
 
 
 def check_every(name: str, value) -> int | None:
@@ -19,7 +17,7 @@ def check_every(name: str, value) -> int | None:
     return value
 
 
-class DiagnosticCallback(keras.callbacks.Callback):
+class DiagnosticCallback(RunCallback):
     """Counts optimizer steps (1-based, across epochs of one ``fit``) and logs metrics.
 
     Without :meth:`bind` (plain ``model.fit``) nothing is sent anywhere; every
@@ -28,12 +26,8 @@ class DiagnosticCallback(keras.callbacks.Callback):
 
     def __init__(self):
         super().__init__()
-        self.context: RunContext | None = None
         self.global_step = 0
         self.history: list[tuple[int, dict[str, float]]] = []
-
-    def bind(self, context: RunContext) -> None:
-        self.context = context
 
     @property
     def output_dir(self) -> Path | None:

@@ -13,16 +13,23 @@ import keras
 
 class MetricsLogger(keras.callbacks.Callback):
     """Logs epoch metrics (``loss``, ``val_loss``, ``perplexity``, ... as Keras
-    names them, plus ``lr`` and ``tokens_per_sec``) and, every
+    names them, plus ``lr`` and ``<unit>_per_sec``) and, every
     ``log_every_n_steps``, ``step/loss`` (the mean loss over those steps, not
     Keras' running mean since the epoch began), ``step/lr`` and
-    ``step/tokens_per_sec``."""
+    ``step/<unit>_per_sec``.
 
-    def __init__(self, log_fn, log_every_n_steps: int = 50, tokens_per_batch: int | None = None):
+    ``unit`` and ``items_per_batch`` come from the data bundle (tokens for a
+    language model, images, sequences); ``items_per_batch=None`` logs no
+    throughput.
+    """
+
+    def __init__(self, log_fn, log_every_n_steps: int = 50, items_per_batch: int | None = None,
+                 unit: str = "examples"):
         super().__init__()
         self.log_fn = log_fn
         self.every = int(log_every_n_steps)
-        self.tokens_per_batch = tokens_per_batch
+        self.items_per_batch = items_per_batch
+        self.throughput_key = f"{unit}_per_sec"
         self.global_step = 0
         self.history: list[dict[str, float]] = []
 
@@ -54,9 +61,9 @@ class MetricsLogger(keras.callbacks.Callback):
             if count > 0:
                 metrics["step/loss"] = (total - self._prev_sum) / count
             self._prev_sum, self._prev_count = total, batch + 1
-        if self.tokens_per_batch:
+        if self.items_per_batch:
             elapsed = now - self._window_start
-            metrics["step/tokens_per_sec"] = self.every * self.tokens_per_batch / max(elapsed, 1e-9)
+            metrics[f"step/{self.throughput_key}"] = self.every * self.items_per_batch / max(elapsed, 1e-9)
         self._window_start = now
         self.log_fn({k: v for k, v in metrics.items() if math.isfinite(v)}, self.global_step)
 
@@ -64,8 +71,8 @@ class MetricsLogger(keras.callbacks.Callback):
         metrics = {k: float(v) for k, v in (logs or {}).items() if _is_number(v)}
         metrics["lr"] = self._lr()
         metrics["epoch_time_s"] = time.perf_counter() - self._epoch_start
-        if self.tokens_per_batch and self._train_time > 0:
-            metrics["tokens_per_sec"] = self._epoch_batches * self.tokens_per_batch / self._train_time
+        if self.items_per_batch and self._train_time > 0:
+            metrics[self.throughput_key] = self._epoch_batches * self.items_per_batch / self._train_time
         metrics["global_step"] = float(self.global_step)
         self.history.append(metrics)
         self.log_fn({k: v for k, v in metrics.items() if math.isfinite(v)}, epoch + 1)

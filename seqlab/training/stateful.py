@@ -1,4 +1,4 @@
-"""Stateful truncated BPTT: when recurrent states are reset.
+"""Stateful truncated BPTT: when recurrent states are reset, and exact scores.
 
 With ``data.batching=streams`` the model is stateful: each recurrent layer
 keeps its last states in variables and starts the next batch from them, so
@@ -6,6 +6,13 @@ consecutive windows of a stream are one long sequence. States are reset to
 zero at the start of every training epoch and before every evaluation pass
 (the validation pass inside ``fit`` and the final test pass), which then
 carries state across the whole split.
+
+Evaluation streams end in padded, weight-0 targets, and Keras averages the
+``loss`` of an evaluation per batch (weighted by the batch size), so the
+padded last batch would count as a full one. The text bundle therefore
+compiles :class:`seqlab.metrics.ExactLoss` (``exact_loss``) and reports it
+as ``loss``: :class:`ExactValidationLoss` in ``fit``, :func:`evaluate_streams`
+for test.
 """
 
 from __future__ import annotations
@@ -14,10 +21,12 @@ import copy
 
 import keras
 
+from seqlab.walk import walk_layers
+
 
 def stateful_layers(model: keras.Model) -> list:
     """Every layer of ``model`` (also nested) that carries state across batches."""
-    return [layer for layer in model._flatten_layers() if getattr(layer, "stateful", False)]
+    return [layer for layer in walk_layers(model) if getattr(layer, "stateful", False)]
 
 
 def reset_recurrent_states(model: keras.Model) -> int:
@@ -50,6 +59,33 @@ class ResetStatesCallback(keras.callbacks.Callback):
 
     def on_predict_begin(self, logs=None):
         self._reset()
+
+
+EXACT_LOSS = "exact_loss"
+
+
+def use_exact_loss(logs: dict) -> dict:
+    """``logs`` with ``exact_loss`` (if present) reported as ``loss``, in place."""
+    for prefix in ("", "val_"):
+        if prefix + EXACT_LOSS in logs:
+            logs[prefix + "loss"] = logs.pop(prefix + EXACT_LOSS)
+    return logs
+
+
+class ExactValidationLoss(keras.callbacks.Callback):
+    """Makes an epoch's ``val_loss`` the exact token-weighted mean
+    (``val_exact_loss``, :class:`seqlab.metrics.ExactLoss`) and drops the
+    training-side copy (training windows have no padding).
+
+    It edits the epoch's logs in place, so it must run before the callbacks
+    that read them (loggers, checkpoints, Keras' History and progress bar,
+    which Keras appends last).
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.pop(EXACT_LOSS, None)
+            use_exact_loss(logs)
 
 
 def with_batch_size(model: keras.Model, batch_size: int) -> keras.Model:
@@ -102,11 +138,14 @@ def evaluate_streams(
     PTB tutorial scores test perplexity (batch 1): every token but the first
     is predicted with the full history since the start of the split. More
     streams start ``streams`` cold states and are correspondingly pessimistic.
-    Returns Keras' evaluation dict (token-weighted; padding has weight 0).
+    Returns Keras' evaluation dict (token-weighted; padding has weight 0;
+    ``loss`` is the exact token-weighted mean when ``metrics`` hold an
+    :class:`seqlab.metrics.ExactLoss`).
     """
     from seqlab.data.streams import stream_dataset
 
     twin = with_batch_size(model, streams)
     twin.compile(loss=loss, weighted_metrics=metrics)  # weighted: the padding has weight 0
     dataset = stream_dataset(ids, streams, seq_len, pad=True, split="evaluation")
-    return twin.evaluate(dataset, verbose=0, return_dict=True, callbacks=[ResetStatesCallback()])
+    scores = twin.evaluate(dataset, verbose=0, return_dict=True, callbacks=[ResetStatesCallback()])
+    return use_exact_loss(scores)

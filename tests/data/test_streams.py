@@ -9,9 +9,10 @@ import pytest
 from seqlab.data.streams import num_stream_windows, stream_arrays, stream_dataset
 from seqlab.data.text import lm_loss, lm_metrics
 from seqlab.errors import DataError
-from seqlab.metrics import Perplexity
+from seqlab.metrics import ExactLoss, Perplexity
 from seqlab.models import build_rnn_lm
 from seqlab.training.stateful import (
+    ExactValidationLoss,
     ResetStatesCallback,
     evaluate_streams,
     reset_recurrent_states,
@@ -23,7 +24,9 @@ def test_each_window_continues_where_the_previous_one_ended():
     ids = np.arange(1000, 1000 + 203, dtype=np.int32)
     x, y, w = stream_arrays(ids, batch_size=4, seq_len=7)
     length = 203 // 4  # 50 tokens per stream, the last 3 tokens dropped
-    assert x.shape == y.shape == (num_stream_windows(203, 4, 7), 4, 7) == ((length - 1) // 7, 4, 7)
+    # 49 (input, next) pairs per stream make 7 full windows of 7, by hand
+    assert x.shape == y.shape == (7, 4, 7)
+    assert num_stream_windows(203, 4, 7) == 7
     assert (w == 1).all()
     for b in range(4):
         stream = np.concatenate(list(x[:, b]))
@@ -121,6 +124,53 @@ def test_stateful_evaluation_is_the_exact_token_weighted_perplexity_every_time()
     assert unweighted != pytest.approx(expected, rel=1e-3)
 
 
+@pytest.mark.parametrize("loss_kind", ["token_mean", "time_sum"])
+def test_validation_and_test_loss_are_exact_token_weighted_means(loss_kind):
+    """Keras averages an evaluation's loss per batch, weighted by the batch
+    size, so the padded last window of the streams would count as a full one.
+    With ExactLoss compiled and ExactValidationLoss in fit, val_loss is the
+    token-weighted mean: ln(perplexity), which the test above proves exact
+    (times T for the time-summed loss)."""
+    from seqlab.data.text import LOSSES
+
+    rng = np.random.default_rng(4)
+    train = stream_dataset(rng.integers(0, 13, size=3 * 25 + 1).astype(np.int32), 3, 8)
+    ids = rng.integers(0, 13, size=95).astype(np.int32)  # 94 pairs: a mostly padded last window
+    validation = stream_dataset(ids, 3, 8, pad=True)
+    scale = 8 if loss_kind == "time_sum" else 1
+
+    def fit(callbacks):
+        keras.utils.set_random_seed(5)  # the same weights for both fits
+        stateful, _ = _twin_models(embedding_dim=6)
+        # lr 0: the weights the validation pass scores are the initial ones
+        stateful.compile(keras.optimizers.SGD(0.0), loss=LOSSES[loss_kind](),
+                         weighted_metrics=[*lm_metrics(), ExactLoss(LOSSES[loss_kind]())])
+        history = stateful.fit(train, validation_data=validation, epochs=1, verbose=0, shuffle=False,
+                               callbacks=[ResetStatesCallback(), *callbacks])
+        return stateful, {k: v[0] for k, v in history.history.items()}
+
+    model, logs = fit([ExactValidationLoss()])
+    assert "exact_loss" not in logs and "val_exact_loss" not in logs
+    assert logs["val_loss"] == pytest.approx(scale * math.log(logs["val_perplexity"]), rel=1e-5)
+    scores = evaluate_streams(model, ids, streams=3, seq_len=8, loss=LOSSES[loss_kind](),
+                              metrics=[*lm_metrics(), ExactLoss(LOSSES[loss_kind]())])
+    assert scores["loss"] == pytest.approx(logs["val_loss"], rel=1e-5)
+    assert scores["perplexity"] == pytest.approx(logs["val_perplexity"], rel=1e-5)
+    # Guard: Keras' own val_loss is off on the same padded streams, by far more
+    # than the float noise of the exact value (~1e-7 here).
+    _, raw = fit([])
+    assert raw["val_perplexity"] == pytest.approx(logs["val_perplexity"], rel=1e-6)
+    assert abs(raw["val_loss"] - logs["val_loss"]) > 1e-5 * logs["val_loss"]
+
+
+def test_exact_loss_serializes_with_its_loss():
+    from seqlab.data.text import TimeSummedCrossEntropy
+
+    metric = ExactLoss(TimeSummedCrossEntropy())
+    clone = ExactLoss.from_config(metric.get_config())
+    assert isinstance(clone.loss, TimeSummedCrossEntropy) and clone.name == "exact_loss"
+
+
 def _log_softmax(logits):  # float64 reference
     shifted = logits - logits.max(-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
@@ -167,7 +217,11 @@ def test_streams_batching_makes_a_stateful_model_from_the_data_bundle(data_dir):
     bundle = build_text_lm_data(
         "tiny_shakespeare", batch_size=4, seq_len=16, limit_chars=5000, batching="streams", download=False
     )
-    assert bundle.model_kwargs == {"vocab_size": bundle.tokenizer.vocab_size, "stateful": True, "batch_size": 4}
+    assert bundle.model_kwargs == {"vocab_size": bundle.info["vocab_size"], "stateful": True, "batch_size": 4}
+    # the task's callbacks: state resets and the exact val_loss; no sampler asked for
+    assert [type(c) for c in bundle.callbacks] == [ResetStatesCallback, ExactValidationLoss]
+    assert bundle.evaluate_test is not None and bundle.throughput_unit == "tokens"
+    assert bundle.items_per_batch == 4 * 16
     assert bundle.steps_per_epoch == (bundle.info["train_tokens"] // 4 - 1) // 16
     x, y = next(iter(bundle.train))
     assert x.shape == (4, 16)

@@ -35,12 +35,11 @@ def test_presets_build_data_and_model(preset, cell, kwargs_keys, out_shape):
     cfg = _compose(f"experiment={preset}", f"model/cell={cell}", "data.length=12", "data.train_size=40",
                    "data.validation_size=8", "data.test_size=8", "model.hidden_size=4",
                    "+model.cell.recurrent_initializer=identity")
-    assert cfg.trainer.seq_len == 12
     assert cfg.tracking.experiment_name == "vanishing_gradients"
-    assert cfg.callbacks.sampler is None
+    assert "sampler" not in cfg.callbacks and "sampler" not in cfg.data
     t = cfg.trainer
-    bundle = instantiate(cfg.data, batch_size=t.batch_size if t.batch_size <= 40 else 8, seq_len=t.seq_len,
-                         seed=t.seed)
+    bundle = instantiate(cfg.data, batch_size=t.batch_size if t.batch_size <= 40 else 8, seed=t.seed)
+    assert bundle.callbacks == [] and bundle.throughput_unit == "sequences"
     assert set(bundle.model_kwargs) == kwargs_keys
     model = instantiate(cfg.model, **bundle.model_kwargs)
     assert model.output_shape == out_shape

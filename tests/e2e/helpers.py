@@ -9,19 +9,8 @@ from mlflow.tracking import MlflowClient
 
 from seqlab.cli import CONFIG_DIR
 
-# Small enough for seconds on 2 cores, real data all the same.
-TINY = [
-    "data.limit_chars=20000",
-    "model.hidden_size=32",
-    "model.embedding_dim=16",
-    "trainer.epochs=1",
-    "trainer.seq_len=32",
-    "trainer.batch_size=16",
-    "trainer.verbose=0",
-    "tracking.log_every_n_steps=5",
-    "callbacks.sampler.length=20",
-    "lr_schedule.warmup_steps=5",
-]
+# conf/debug/tiny.yaml: seconds on 2 cores, real data all the same.
+TINY = ["debug=tiny"]
 
 
 def compose_cfg(tmp_path: Path, *overrides: str, name: str = "train"):

@@ -13,8 +13,11 @@ from tests.e2e.helpers import all_runs, compose_cfg, store_client
 pytestmark = pytest.mark.slow
 
 
+SAMPLER = "data.sampler={prompt:'ROMEO:',length:20}"
+
+
 def test_run_records_params_metrics_artifacts_and_tags(tmp_path, data_dir):
-    cfg = compose_cfg(tmp_path)
+    cfg = compose_cfg(tmp_path, SAMPLER)
     results = run(cfg, output_dir=tmp_path / "out")
 
     client = store_client(tmp_path)
@@ -30,7 +33,7 @@ def test_run_records_params_metrics_artifacts_and_tags(tmp_path, data_dir):
     assert len(client.get_metric_history(r.info.run_id, "step/loss")) >= 2
     assert r.data.params["model.hidden_size"] == "32"
     assert r.data.params["model.cell.name"] == "lstm"
-    assert r.data.params["trainer.seq_len"] == "32"
+    assert r.data.params["data.seq_len"] == "32"
     for tag in ("seqlab.version", "tensorflow.version", "keras.version"):
         assert tag in r.data.tags
     artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
@@ -41,12 +44,17 @@ def test_run_records_params_metrics_artifacts_and_tags(tmp_path, data_dir):
 
 def test_saved_model_reloads_and_scores_the_same(tmp_path, data_dir):
     import keras
-    import numpy as np
 
-    run(compose_cfg(tmp_path, "tracking.enabled=false", "callbacks.sampler=null"), output_dir=tmp_path / "out")
+    from seqlab.instantiate import build
+
+    cfg = compose_cfg(tmp_path, "tracking.enabled=false")
+    results = run(cfg, output_dir=tmp_path / "out")
     model = keras.models.load_model(tmp_path / "out" / "checkpoints" / "last.keras")
-    x = np.arange(1, 33, dtype="int32")[None] % 50
-    assert model.predict(x, verbose=0).shape == (1, 32, model.output_shape[-1])
+    data = build(cfg.data, batch_size=cfg.trainer.batch_size, seed=cfg.trainer.seed)
+    scores = model.evaluate(data.validation, verbose=0, return_dict=True)
+    # The checkpoint holds the final weights: it scores what the run reported.
+    assert scores["loss"] == pytest.approx(results["val_loss"], rel=1e-5)
+    assert scores["perplexity"] == pytest.approx(results["val_perplexity"], rel=1e-5)
 
 
 def _failed_run(tmp_path):
@@ -73,18 +81,23 @@ def test_bad_model_values_fail_fast_and_the_run_ends_failed(tmp_path, data_dir, 
 def test_non_positive_trainer_value_fails_before_anything_runs(tmp_path):
     with pytest.raises(ConfigError, match="trainer.batch_size must be a positive integer, got -4"):
         run(compose_cfg(tmp_path, "trainer.batch_size=-4"), output_dir=tmp_path / "out")
+    assert all_runs(store_client(tmp_path)) == []  # no MLflow run was opened
 
 
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("trainer.test_streams=0", "trainer.test_streams must be a positive integer or null, got 0"),
-        ("trainer.test_streams=1", r"trainer.test_streams=1 scores a stateful model; it needs data.batching=streams, got data.batching='windows'"),
+        ("data.test_streams=0", "data.test_streams must be a positive integer or null, got 0"),
+        ("data.test_streams=1", r"data.test_streams=1 scores a stateful model; it needs data.batching=streams, got data.batching='windows'"),
+        ("data.seq_len=0", "data.seq_len must be a positive integer, got 0"),
     ],
 )
-def test_test_streams_needs_a_positive_count_and_stateful_streams(tmp_path, override, message):
+def test_bad_data_values_fail_before_the_corpus_loads(tmp_path, monkeypatch, override, message):
+    # No corpus where it would look: the error must come before any loading.
+    monkeypatch.setenv("SEQLAB_DATA_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(ConfigError, match=message):
-        run(compose_cfg(tmp_path, override), output_dir=tmp_path / "out")
+        run(compose_cfg(tmp_path, override, "data.download=false"), output_dir=tmp_path / "out")
+    assert override.split("=")[0] in _failed_run(tmp_path).data.tags["failure_reason"]
 
 
 def test_missing_data_directory(tmp_path, monkeypatch):
@@ -100,9 +113,9 @@ def test_seq_len_longer_than_the_validation_split(tmp_path, monkeypatch):
     corpus.mkdir(parents=True)
     (corpus / "input.txt").write_text(("All the world's a stage.\n" * 200)[:4000])  # val: 200 chars
     monkeypatch.setenv("SEQLAB_DATA_DIR", str(tmp_path / "data"))
-    with pytest.raises(DataError, match=r"validation split has 200 tokens.*trainer.seq_len"):
+    with pytest.raises(DataError, match=r"validation split has 200 tokens.*data.seq_len"):
         run(
-            compose_cfg(tmp_path, "trainer.seq_len=300", "data.limit_chars=null"),
+            compose_cfg(tmp_path, "data.seq_len=300", "data.limit_chars=null"),
             output_dir=tmp_path / "out",
         )
     _failed_run(tmp_path)
@@ -127,10 +140,10 @@ def compose_overrides():
 
 
 def test_console_script_trains_and_logs(tmp_path, data_dir):
-    proc = _cli(tmp_path, "callbacks.sampler.length=40")
+    proc = _cli(tmp_path, "data.sampler={prompt:'ROMEO:',length:40}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "val_loss=" in proc.stdout and "MLflow run" in proc.stdout
-    assert "--- sample" in proc.stdout
+    assert "--- sample ('ROMEO:' + 40 generated) ---" in proc.stdout
     (r,) = all_runs(store_client(tmp_path))
     assert r.info.status == "FINISHED"
 
@@ -143,7 +156,7 @@ def test_console_script_bad_value_is_one_line_without_traceback(tmp_path, data_d
 
 
 def test_multirun_children_share_one_parent(tmp_path, data_dir):
-    proc = _cli(tmp_path, "-m", "model.hidden_size=8,16", "callbacks.sampler=null")
+    proc = _cli(tmp_path, "-m", "model.hidden_size=8,16")
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = all_runs(store_client(tmp_path))
     parents = [r for r in runs if r.data.tags.get("seqlab.sweep") == "parent"]

@@ -163,7 +163,7 @@ def test_cli_subprocess_from_a_keras_file(saved, tmp_path):
         "max_new_tokens=20",
         "seed=3",
         "show_distribution=0",
-        cwd=tmp_path,
+        cwd=workdir,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     import keras
@@ -185,7 +185,8 @@ def test_cli_subprocess_from_a_keras_file(saved, tmp_path):
         for i, text in enumerate(want, 1)
     )
     assert result.stdout == expected
-    assert list(workdir.iterdir()) == []  # no outputs/, .hydra/ or log file
+    # The command ran in workdir: it leaves no outputs/, .hydra/ or log file there.
+    assert list(workdir.iterdir()) == []
 
 
 def test_cli_subprocess_from_an_mlflow_run(logged_run, saved, tmp_path):

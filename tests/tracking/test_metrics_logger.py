@@ -14,7 +14,7 @@ class _Model:
 
 def test_step_loss_is_the_mean_over_the_window_not_the_running_mean():
     logged = []
-    cb = MetricsLogger(lambda m, step: logged.append((step, m)), log_every_n_steps=2, tokens_per_batch=10)
+    cb = MetricsLogger(lambda m, step: logged.append((step, m)), log_every_n_steps=2, items_per_batch=10, unit="tokens")
     cb.set_model(_Model())
     losses = [4.0, 3.0, 2.0, 1.0]
     cb.on_epoch_begin(0)

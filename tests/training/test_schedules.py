@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from seqlab.cli import CONFIG_DIR
 from seqlab.errors import ConfigError
 from seqlab.instantiate import build
-from seqlab.training.schedules import StepDecay, WarmupLinear
+from seqlab.training.schedules import StepDecay, WarmupCosine, WarmupLinear
 
 
 def _values(schedule, steps):
@@ -40,6 +40,21 @@ def test_warmup_linear_values():
     np.testing.assert_allclose(_values(schedule, [0, 4, 9]), [0.2, 1.0, 2.0], rtol=1e-6)
     # after warmup: 2 * (1 - 0.9 * (s - 10) / 100)
     np.testing.assert_allclose(_values(schedule, [10, 60, 110, 500]), [2.0, 1.1, 0.2, 0.2], rtol=1e-6)
+
+
+def test_warmup_cosine_values():
+    # The default schedule (conf/lr_schedule/cosine.yaml). Peak 3e-3, 10 warmup
+    # steps, 110 in all, down to 5 %; values worked out by hand from
+    # lr * (0.05 + 0.95 * (1 + cos(pi p)) / 2), p = (s - 10) / 100.
+    schedule = WarmupCosine(3e-3, total_steps=110, warmup_steps=10, final_fraction=0.05)
+    np.testing.assert_allclose(_values(schedule, [0, 4, 9]), [3e-4, 1.5e-3, 3e-3], rtol=1e-6)
+    # p = 0, 1/2, 1 and beyond: the peak, the midpoint 3e-3 * 0.525, the floor
+    np.testing.assert_allclose(_values(schedule, [10, 60, 110, 1000]), [3e-3, 1.575e-3, 1.5e-4, 1.5e-4],
+                               rtol=1e-6)
+    # p = 1/4: 0.05 + 0.95 * (1 + sqrt(2)/2) / 2 = 0.86088...
+    np.testing.assert_allclose(float(schedule(35)), 3e-3 * 0.8608757, rtol=1e-6)
+    values = _values(schedule, range(10, 111))
+    assert (np.diff(values) <= 0).all()  # never rises after the warmup
 
 
 def test_bad_schedule_settings_are_clear_errors():

@@ -1,0 +1,38 @@
+"""Every layer inside a Keras model, through public attributes only.
+
+Keras keeps its own recursive walk private (``Layer._flatten_layers``); this
+one follows what a model shows publicly: a model's ``layers``, a wrapper's
+``layer`` (``TimeDistributed``), ``Bidirectional``'s ``forward_layer`` and
+``backward_layer``, and a recurrent layer's ``cell``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import keras
+
+_CHILDREN = ("layer", "forward_layer", "backward_layer", "cell")
+
+
+def walk_layers(root: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
+    """Yield ``root`` and every layer nested inside it, depth first, each once.
+
+    >>> inner = keras.Sequential([keras.layers.Dense(2, name="d")], name="inner")
+    >>> x = keras.Input((3,))
+    >>> model = keras.Model(x, inner(x), name="outer")
+    >>> [layer.name for layer in walk_layers(model)][1:]
+    ['input_layer', 'inner', 'd']
+    """
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        yield layer
+        children = list(getattr(layer, "layers", None) or [])
+        children += [getattr(layer, name) for name in _CHILDREN
+                     if isinstance(getattr(layer, name, None), keras.layers.Layer)]
+        stack.extend(reversed(children))
