@@ -58,7 +58,40 @@ class _TokenCrossEntropy(keras.metrics.Metric):
 
 @keras.saving.register_keras_serializable(package="seqlab")
 class Perplexity(_TokenCrossEntropy):
-    """exp(mean token cross-entropy), token-weighted across batches."""
+    """exp(mean token cross-entropy), token-weighted across batches.
+
+    ``perplexity = exp(sum_i w_i CE_i / sum_i w_i)`` over every token of every
+    batch since the last ``reset_state()``: a batch counts by its tokens, so
+    a short or mostly padded last batch does not count as a full one.
+
+    Args:
+        name: the metric's name (``perplexity``).
+        from_logits: whether ``y_pred`` holds logits (seqlab's models) or
+            probabilities.
+        dtype: the dtype of the accumulators and the result.
+
+    ``update_state`` arguments:
+        y_true: integer token ids ``[B, T]``.
+        y_pred: logits (or probabilities) ``[B, T, vocab_size]``.
+        sample_weight: optional token weights, broadcast to ``[B, T]``; 0
+            removes a token (padding).
+
+    Returns:
+        ``result()``: a scalar, ``vocab_size`` for uniform predictions, 1 for
+        perfect ones.
+
+    Example:
+
+    >>> import numpy as np
+    >>> m = Perplexity()
+    >>> uniform = np.zeros((1, 3, 4), "float32")        # 4 equally likely tokens
+    >>> m.update_state(np.array([[1, 2, 3]]), uniform, sample_weight=np.array([[1, 1, 0]]))
+    >>> round(float(m.result()), 4)
+    4.0
+
+    In ``model.compile(metrics=[Perplexity()])`` it is logged as ``perplexity``
+    / ``val_perplexity``.
+    """
 
     def __init__(self, name: str = "perplexity", from_logits: bool = True, dtype=None, **kwargs):
         super().__init__(name=name, from_logits=from_logits, dtype=dtype, **kwargs)
@@ -72,6 +105,33 @@ class BitsPerCharacter(_TokenCrossEntropy):
     """Mean token cross-entropy in bits (nats / ln 2), token-weighted.
 
     Named for character models; on any other tokenization it is bits per token.
+    ``bpc = (sum_i w_i CE_i / sum_i w_i) / ln 2`` over every token since the
+    last ``reset_state()``, as for :class:`Perplexity` (``bpc =
+    log2(perplexity)``).
+
+    Args:
+        name: the metric's name (``bpc``).
+        from_logits: whether ``y_pred`` holds logits (seqlab's models) or
+            probabilities.
+        dtype: the dtype of the accumulators and the result.
+
+    ``update_state`` arguments:
+        y_true: integer token ids ``[B, T]``.
+        y_pred: logits (or probabilities) ``[B, T, vocab_size]``.
+        sample_weight: optional token weights, broadcast to ``[B, T]``; 0
+            removes a token (padding).
+
+    Returns:
+        ``result()``: a scalar in bits, ``log2(vocab_size)`` for uniform
+        predictions, 0 for perfect ones.
+
+    Example:
+
+    >>> import numpy as np
+    >>> m = BitsPerCharacter()
+    >>> m.update_state(np.array([[0, 1]]), np.zeros((1, 2, 8), "float32"))  # uniform over 8
+    >>> round(float(m.result()), 4)
+    3.0
     """
 
     def __init__(self, name: str = "bpc", from_logits: bool = True, dtype=None, **kwargs):
