@@ -26,7 +26,7 @@ class _WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     ``total_steps`` the rate stays at ``final_fraction * lr``. Subclasses give
     ``shape``."""
 
-    def __init__(self, learning_rate: float, total_steps: int, warmup_steps: int = 0, final_fraction: float = 0.0):
+    def __init__(self, learning_rate: float, total_steps: int, warmup_steps: int = 100, final_fraction: float = 0.0):
         name = type(self).__name__
         if total_steps is None or total_steps <= 0:
             raise ConfigError(f"{name} needs total_steps > 0, got {total_steps}")
@@ -67,6 +67,11 @@ class WarmupCosine(_WarmupDecay):
         lr(s) = lr * (s + 1) / w                             for s < w
         lr(s) = lr * (f + (1 - f) * (1 + cos(pi p)) / 2)     p = (s - w) / (S - w)
     """
+
+    # The defaults of conf/lr_schedule/cosine.yaml (the main job's schedule).
+    def __init__(self, learning_rate: float, total_steps: int, warmup_steps: int = 100,
+                 final_fraction: float = 0.05):
+        super().__init__(learning_rate, total_steps, warmup_steps, final_fraction)
 
     def shape(self, progress):
         f = self.final_fraction
