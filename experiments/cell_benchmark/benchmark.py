@@ -127,7 +127,7 @@ def main(argv=None):
                    help="XLA modes to time (default both; --quick: off)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: hidden 128, seq 32, 3 steps, 1 warm-up, graph mode only")
-    p.add_argument("--fast", action="store_true", help="also time implementation='auto' (fast_rnn)")
+    p.add_argument("--fast", action="store_true", help="also time implementation='auto' (the fused kernels, seqlab.layers.fused)")
     p.add_argument("--only", default="", help="comma-separated substrings; time only variants whose label contains one")
     args = p.parse_args(argv)
     if args.quick:

@@ -8,7 +8,7 @@ batch; each row reports the median of ``--steps`` timed training steps after
 
 Rows:
   fast_lstm, fast_gru, fast_gru_before (reset_after=False), fast_peephole,
-  fast_simple      seqlab.layers.fast_rnn (tf.function graph and/or XLA)
+  fast_simple      seqlab.layers.fused (tf.function graph and/or XLA)
   keras_lstm, keras_gru   keras.layers.LSTM / GRU (reset_after=True)
   torch_lstm, torch_gru   torch.nn.LSTM / nn.GRU (skipped when torch is absent)
 
@@ -47,11 +47,11 @@ CELL_CHOICES = [
     "keras_lstm", "keras_gru", "torch_lstm", "torch_gru",
 ]
 # Extra rows, not in the default table: the fused kernels without time chunks
-# (fast_rnn.CHUNKS = 1: projection and weight gradients over all T*B rows at
-# once), to compare with the default chunked loops.
+# (chunks=1: projection and weight gradients over all T*B rows at once), to
+# compare with the default chunked loops.
 WHOLE = "_whole"
-# And the fused kernels with plain graph-mode loops (fast_rnn.COMPILE_LOOPS =
-# False), to compare with the default XLA-compiled loops.
+# And the fused kernels with plain graph-mode loops (compile_loops=False), to
+# compare with the default XLA-compiled loops.
 PLAIN_LOOPS = "_plain"
 EXTRA_CHOICES = ["fast_lstm_whole", "fast_gru_whole", "fast_peephole_whole", "fast_lstm_plain", "fast_gru_plain",
                  "fast_peephole_plain", "fast_simple_plain"]
@@ -83,7 +83,8 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=10, help="timed steps per row")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per row")
     p.add_argument("--chunks", type=int, default=None,
-                   help="fast_rnn.CHUNKS for the fast rows (default: the module's)")
+                   help="the kernels' `chunks` for the fast rows other than *_whole "
+                        "(default: seqlab.layers.fused.DEFAULT_CHUNKS)")
     p.add_argument("--inter-op", type=int, default=0, help="TF inter-op threads (0: TF default)")
     p.add_argument("--intra-op", type=int, default=0,
                    help="TF intra-op threads (0: TF default); torch uses the same count "
@@ -142,13 +143,15 @@ def matmul_peak(tf, n=2048, reps=10):
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def make_fast_layer(kind, units):
+def make_fast_layer(kind, units, chunks, compile_loops):
     import keras
 
-    from seqlab.layers import fast_rnn
+    from seqlab.layers import fused
+
+    options = dict(chunks=chunks, compile_loops=compile_loops)
 
     class FastRecurrent(keras.layers.Layer):
-        """Minimal benchmark wrapper: Keras-cell weights, fused fast_rnn call."""
+        """Minimal benchmark wrapper: Keras-cell weights, fused kernel call."""
 
         def build(self, input_shape):
             d, g = input_shape[-1], GATES[kind]
@@ -165,12 +168,12 @@ def make_fast_layer(kind, units):
         def call(self, x):
             w = (x, self.kernel, self.recurrent_kernel, self.bias)
             if kind == "lstm":
-                return fast_rnn.lstm(*w)[0]
+                return fused.lstm(*w, **options)[0]
             if kind == "peephole":
-                return fast_rnn.peephole_lstm(*w, *self.peep)[0]
+                return fused.peephole_lstm(*w, *self.peep, **options)[0]
             if kind in ("gru", "gru_before"):
-                return fast_rnn.gru(*w, reset_after=kind == "gru")[0]
-            return fast_rnn.simple_rnn(*w)[0]
+                return fused.gru(*w, reset_after=kind == "gru", **options)[0]
+            return fused.simple_rnn(*w, **options)[0]
 
     return FastRecurrent()
 
@@ -182,7 +185,11 @@ def build_tf_row(tf, args, cell, mode, hidden, seq, x, y):
     keras.utils.set_random_seed(0)
     impl, kind = cell.split("_", 1)[0], row_kind(cell)
     if impl == "fast":
-        rnn = make_fast_layer(kind, hidden)
+        from seqlab.layers import fused
+
+        chunks = 1 if cell.endswith(WHOLE) else (args.chunks or fused.DEFAULT_CHUNKS)
+        rnn = make_fast_layer(kind, hidden, chunks=chunks,
+                              compile_loops=not cell.endswith(PLAIN_LOOPS))
     elif impl == "generic":
         from seqlab.layers import Recurrent, get_cell
 
@@ -209,20 +216,6 @@ def build_tf_row(tf, args, cell, mode, hidden, seq, x, y):
         opt.apply(grads, model.trainable_variables)
         return loss
 
-    # the chunking and the loop kind are read when the step is traced, which
-    # happens here without running it (the memory child's baseline must come
-    # before the first step: see memory_of_row)
-    setting = {WHOLE: ("CHUNKS", 1), PLAIN_LOOPS: ("COMPILE_LOOPS", False)}
-    for suffix, (name, value) in setting.items():
-        if cell.endswith(suffix):
-            from seqlab.layers import fast_rnn
-
-            default = getattr(fast_rnn, name)
-            setattr(fast_rnn, name, value)
-            try:
-                train_step.get_concrete_function(x, y)
-            finally:
-                setattr(fast_rnn, name, default)
     return lambda: float(train_step(x, y).numpy())
 
 
@@ -390,10 +383,6 @@ def memory_child(args):
         step = build_torch_row(torch, args, cell, hidden, seq, x_np, y_np)
     else:
         tf = tf_setup(args)
-        from seqlab.layers import fast_rnn
-
-        if args.chunks is not None:
-            fast_rnn.CHUNKS = args.chunks
         step = build_tf_row(tf, args, cell, mode, hidden, seq, tf.constant(x_np),
                             tf.constant(y_np))
     # heap baseline: the built model, before its first step; RSS: the second step's start
@@ -453,10 +442,8 @@ def main(argv=None):
     tf = tf_setup(args)
     import keras
 
-    from seqlab.layers import fast_rnn
+    from seqlab.layers import fused
 
-    if args.chunks is not None:
-        fast_rnn.CHUNKS = args.chunks
     try:
         import torch
 
@@ -469,7 +456,8 @@ def main(argv=None):
           f"TF inter_op={tf.config.threading.get_inter_op_parallelism_threads()} "
           f"intra_op={tf.config.threading.get_intra_op_parallelism_threads()} (0 = TF default), "
           f"torch threads={torch.get_num_threads() if torch else '-'}, "
-          f"fast_rnn.CHUNKS={fast_rnn.CHUNKS}, COMPILE_LOOPS={fast_rnn.COMPILE_LOOPS}, "
+          f"fused chunks={args.chunks or fused.DEFAULT_CHUNKS} (*_whole: 1), "
+          f"compile_loops={fused.DEFAULT_COMPILE_LOOPS} (*_plain: False), "
           f"{args.rounds} rounds x {args.steps} timed steps")
     header = (f"{'H':>5} {'T':>4} {'row':<16} {'mode':<6} {'tokens/s':>9} {'GFLOP/s':>8} "
               f"{'%peak':>6} {'tok/CPU-s':>9} {'mem MiB':>8} {'kept MiB':>8} {'vs keras':>8} {'loss':>7}")

@@ -55,6 +55,8 @@ def main(argv=None):
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--chunks", type=int, default=None,
+                   help="the kernels' `chunks` for fast rows other than *_whole (as benchmark.py)")
     opts = p.parse_args(argv)
     if os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
         print("note: TF_ENABLE_ONEDNN_OPTS is not 0, so TF's allocator pools blocks and the "
@@ -66,7 +68,8 @@ def main(argv=None):
                     + ", ".join(r for r in known if not r.startswith("torch")))
     for row in opts.rows:
         args = benchmark.parse_args(["--hidden", str(opts.hidden), "--seq", str(opts.seq),
-                                     "--batch", str(opts.batch)])
+                                     "--batch", str(opts.batch)]
+                                    + (["--chunks", str(opts.chunks)] if opts.chunks else []))
         peak, samples = profile(row, args)
         print(f"{row} (H {opts.hidden}, T {opts.seq}, B {opts.batch}): peak {peak:.1f} units "
               f"of [B, T, H] above the step's start")

@@ -89,6 +89,12 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
     gates = 1
     #: state tensors per step, each [B, units]
     num_states = 1
+    #: the fused kernel (``seqlab.layers.fused``) that computes this cell:
+    #: "lstm", "peephole_lstm", "gru", "simple_rnn", or None (no kernel; the
+    #: ``Recurrent`` layer then runs the generic loop). A subclass that
+    #: changes the step must declare its own (``fused.supports`` refuses an
+    #: inherited kind whose step was overridden).
+    fused_kind = None
 
     def __init__(
         self,
@@ -260,6 +266,7 @@ class SimpleRNNCell(RecurrentCell):
 
     gates = 1
     num_states = 1
+    fused_kind = "simple_rnn"
 
     def recurrent_step(self, projected, states, recurrent_dropout_mask=None):
         h_prev = states[0]
@@ -297,6 +304,7 @@ class LSTMCell(RecurrentCell):
 
     gates = 4
     num_states = 2
+    fused_kind = "lstm"
 
     def __init__(self, units, forget_bias=1.0, **kwargs):
         # Keras' boolean spelling, accepted so Keras cell configs load.
@@ -362,6 +370,7 @@ class GRUCell(RecurrentCell):
 
     gates = 3
     num_states = 1
+    fused_kind = "gru"
 
     def __init__(self, units, reset_after=True, **kwargs):
         self.reset_after = bool(reset_after)
@@ -423,6 +432,8 @@ class PeepholeLSTMCell(LSTMCell):
     ``peephole_initializer``.
     """
 
+    fused_kind = "peephole_lstm"
+
     def __init__(self, units, peephole_initializer="glorot_uniform", **kwargs):
         self.peephole_initializer = initializers.get(peephole_initializer)
         super().__init__(units, **kwargs)
@@ -483,6 +494,8 @@ class LayerNormLSTMCell(LSTMCell):
     weights. The input projection ``x W`` is still hoisted out of the loop;
     the bias is added after the normalisation, inside the step.
     """
+
+    fused_kind = None  # the normalisations have no fused kernel
 
     def __init__(self, units, epsilon=1e-3, **kwargs):
         self.epsilon = float(epsilon)

@@ -16,52 +16,33 @@ Two execution paths:
     the hoisted projection + Keras' backend ``rnn`` while-loop (the loop Keras'
     own RNN layers use; XLA compiles it under ``jit_compile=True``).
 ``fast``
-    ``seqlab.layers.fast_rnn.run`` (a fused kernel with a hand-written BPTT
-    gradient, maintained separately), when ``fast_rnn.supports(cell)``.
+    ``seqlab.layers.fused.run``: a fused kernel with a hand-written BPTT
+    gradient, for every cell that declares a ``fused_kind`` (LSTM, peephole
+    LSTM, GRU, simple RNN) on the TensorFlow backend.
 
-``implementation="auto"`` picks ``fast`` when supported, else ``generic``; the
-choice and its reason are in ``layer.execution_path`` (``"fast"`` /
-``"generic"``) and ``layer.execution_reason``, and logged once at build time
-(logger ``seqlab.layers``). (Not ``layer.path``: that is Keras' own Layer
-property, the layer's name-scope path, used by dtype-policy maps and
+``implementation="auto"`` picks ``fast`` when ``fused.supports(cell)``, else
+``generic``; the choice and its reason are in ``layer.execution_path``
+(``"fast"`` / ``"generic"``) and ``layer.execution_reason``, and logged once at
+build time (logger ``seqlab.layers``). (Not ``layer.path``: that is Keras' own
+Layer property, the layer's name-scope path, used by dtype-policy maps and
 quantization; overriding it would break them.)
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 import keras
 from keras import ops
 
 # Keras' backend loop (TF: tf.while_loop over TensorArrays, masking and
-# go_backwards built in). It is what keras.layers.RNN runs; there is no public
-# alias for it in Keras 3.
+# go_backwards built in). It is what keras.layers.RNN runs; Keras 3 has no
+# public alias for it.
 from keras.src.backend import rnn as _backend_rnn
-
-# Stateful state variables are not weights (not saved, not in get_weights), as
-# in keras.layers.RNN.
-from keras.src.utils.tracking import no_automatic_dependency_tracking
 
 logger = logging.getLogger("seqlab.layers")
 
 _IMPLEMENTATIONS = ("auto", "fast", "generic")
-_FAST_MODULE = "seqlab.layers.fast_rnn"
-
-
-def _load_fast_rnn():
-    """The fast_rnn module, or ``(None, reason)`` when it does not exist.
-
-    Only the absence of ``seqlab.layers.fast_rnn`` itself is treated as
-    "unavailable"; any other import error inside it is a bug and propagates.
-    """
-    try:
-        return importlib.import_module(_FAST_MODULE), ""
-    except ModuleNotFoundError as err:
-        if err.name != _FAST_MODULE:
-            raise
-        return None, "fast_rnn unavailable"
 
 
 def _as_list(states):
@@ -76,6 +57,13 @@ def _as_list(states):
 class Recurrent(keras.layers.Layer):
     """Run ``cell`` over the time axis of ``[B, T, D]`` inputs.
 
+    Masking: a masked step carries the states through unchanged. In the
+    returned sequence its output is the previous output, 0 before the first
+    valid step (Keras' convention). The last output (``return_sequences=False``)
+    is the final ``h`` state on both paths: the output of the last valid step,
+    and for a row with no valid step at all its initial ``h`` carried through
+    (where ``keras.layers.RNN`` returns 0).
+
     Args:
         cell: a seqlab cell (``SimpleRNNCell``, ``LSTMCell``, ``GRUCell``,
             ``PeepholeLSTMCell``, ``LayerNormLSTMCell``, or any cell with
@@ -87,16 +75,38 @@ class Recurrent(keras.layers.Layer):
         stateful: keep the final states of a batch as the initial states of
             the next (needs a static batch size; ``reset_state()`` clears).
         implementation: ``"auto"`` | ``"fast"`` | ``"generic"`` (see module doc).
+        chunks: on the fast path, cut time into about this many chunks of
+            consecutive steps (at least 8 steps each; one chunk when the
+            length is not static): less peak memory in training, a few
+            percent slower; 1: no chunks. Default as
+            ``conf/model/cell/*.yaml``.
         compile_loops: on the fast path inside a graph, run the time loops as
             XLA-compiled functions (``True``, ~1.2x faster on CPU) or as plain
             graph loops (``False``: no XLA compilation, e.g. when every batch
             has another sequence length, for which the loops would be
-            compiled again; ~25 % more peak memory); ``None`` uses
-            ``fast_rnn.COMPILE_LOOPS`` (True).
+            compiled again; ~25 % more peak memory). ``None`` (configs saved
+            before it was a plain flag) means ``True``.
+        **kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``).
 
-    Call args: ``sequences [B, T, D]``, ``initial_state`` (list of ``[B, H]``),
-    ``mask [B, T]`` (a masked step carries states and output through
-    unchanged), ``training``.
+    Call arguments:
+        sequences: ``[B, T, D]``.
+        initial_state: list of ``[B, H]`` tensors, one per cell state, or
+            None (zeros, or the carried states when ``stateful``).
+        mask: ``[B, T]`` bool, or None.
+        training: whether dropout applies.
+
+    Returns:
+        ``[B, T, H]`` or ``[B, H]`` (``return_sequences``), followed by the
+        final states when ``return_state``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from seqlab.layers import LSTMCell, Recurrent
+    >>> layer = Recurrent(LSTMCell(4), return_sequences=True, return_state=True)
+    >>> out, h, c = layer(np.ones((2, 16, 3), "float32"))
+    >>> out.shape, h.shape, layer.execution_path
+    (TensorShape([2, 16, 4]), TensorShape([2, 4]), 'fast')
     """
 
     def __init__(
@@ -107,7 +117,8 @@ class Recurrent(keras.layers.Layer):
         go_backwards=False,
         stateful=False,
         implementation="auto",
-        compile_loops=None,
+        chunks=8,
+        compile_loops=True,
         **kwargs,
     ):
         if isinstance(cell, dict):
@@ -124,12 +135,19 @@ class Recurrent(keras.layers.Layer):
                 f"Recurrent: implementation must be one of {_IMPLEMENTATIONS}, "
                 f"got {implementation!r}."
             )
-        if compile_loops is not None and not isinstance(compile_loops, bool):
+        if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
             raise ValueError(
-                f"Recurrent: compile_loops must be true, false or null (the default), "
-                f"got {compile_loops!r}."
+                f"Recurrent: chunks must be a positive integer (1: no time chunks), "
+                f"got {chunks!r}."
+            )
+        if compile_loops is None:
+            compile_loops = True
+        if not isinstance(compile_loops, bool):
+            raise ValueError(
+                f"Recurrent: compile_loops must be true or false, got {compile_loops!r}."
             )
         super().__init__(**kwargs)
+        self.chunks = chunks
         self.compile_loops = compile_loops
         self.cell = cell
         self.return_sequences = bool(return_sequences)
@@ -141,7 +159,7 @@ class Recurrent(keras.layers.Layer):
         self.states = None
         self.execution_path = None
         self.execution_reason = ""
-        self._fast = None
+        self._fused = None
         state_size = cell.state_size
         self.state_size = [state_size] if isinstance(state_size, int) else list(state_size)
 
@@ -166,27 +184,26 @@ class Recurrent(keras.layers.Layer):
     def _choose_path(self):
         if self.implementation == "generic":
             return "generic", "implementation='generic' requested"
-        module, reason = _load_fast_rnn()
-        if module is None:
-            if self.implementation == "fast":
-                raise ValueError(
-                    f"Recurrent: implementation='fast' but {reason}; "
-                    "use implementation='auto' or 'generic'."
-                )
-            return "generic", reason
-        ok, why = module.supports(self.cell)
+        backend = keras.backend.backend()
+        if backend != "tensorflow":
+            ok, why = False, f"the fused path needs the TensorFlow backend, not {backend!r}"
+        else:
+            # TensorFlow ops: imported on the TensorFlow backend only
+            from seqlab.layers import fused
+
+            ok, why = fused.supports(self.cell)
         if ok:
-            self._fast = module
-            with module.compiled_loops(self.compile_loops):
-                compiled = module.loops_compiled()
-            loops = "time loops XLA-compiled inside graphs" if compiled else "plain time loops"
-            return "fast", why or f"fast_rnn supports this cell; {loops}"
+            self._fused = fused
+            loops = ("time loops XLA-compiled inside graphs" if self.compile_loops
+                     else "plain time loops")
+            return "fast", (f"fused {self.cell.fused_kind} kernel, {self.chunks} time "
+                            f"chunk(s), {loops}")
         if self.implementation == "fast":
             raise ValueError(
-                f"Recurrent: implementation='fast' but fast_rnn does not support "
+                f"Recurrent: implementation='fast' but the fused kernels do not support "
                 f"{type(self.cell).__name__}: {why}; use implementation='auto' or 'generic'."
             )
-        return "generic", f"fast_rnn: {why}"
+        return "generic", f"no fused kernel: {why}"
 
     def build(self, sequences_shape, initial_state_shape=None):
         step_shape = (sequences_shape[0],) + tuple(sequences_shape[2:])
@@ -214,9 +231,8 @@ class Recurrent(keras.layers.Layer):
                 self._create_state_variables(sequences_shape[0])
         self.built = True
 
-    @no_automatic_dependency_tracking
     def _create_state_variables(self, batch_size):
-        self.states = [
+        states = [
             keras.Variable(
                 ops.zeros((batch_size, s)),
                 trainable=False,
@@ -225,8 +241,13 @@ class Recurrent(keras.layers.Layer):
             )
             for i, s in enumerate(self.state_size)
         ]
+        # Stateful state variables are not weights (not saved, not in
+        # get_weights), as in keras.layers.RNN: set past the layer's
+        # attribute tracking, which would add them to its variables.
+        object.__setattr__(self, "states", states)
 
     def reset_state(self):
+        """Zeros the carried states of a ``stateful`` layer."""
         if self.states is not None:
             for v in self.states:
                 v.assign(ops.zeros_like(v.value))
@@ -234,6 +255,7 @@ class Recurrent(keras.layers.Layer):
     reset_states = reset_state
 
     def get_initial_state(self, batch_size):
+        """The cell's initial states (zeros) for ``batch_size`` rows."""
         return list(self.cell.get_initial_state(batch_size=batch_size))
 
     # ----------------------------------------------------------------- call
@@ -275,21 +297,28 @@ class Recurrent(keras.layers.Layer):
             zero_output_for_mask=False,
             return_all_outputs=self.return_sequences,
         )
+        states = list(states)
+        if mask is not None:
+            # Keras' last output of a row with no valid step is 0; here it is
+            # the final h state, as on the fast path (see the class docstring)
+            valid = ops.expand_dims(ops.any(mask, axis=0), 1)
+            last_output = ops.where(valid, last_output, states[0])
         if self.return_sequences:
             outputs = ops.transpose(outputs, (1, 0, 2))
-        return last_output, outputs, list(states)
+        return last_output, outputs, states
 
     def _run_fast(self, sequences, initial_state, mask, in_mask, rec_mask):
-        with self._fast.compiled_loops(self.compile_loops):
-            outputs, states = self._fast.run(
-                self.cell,
-                sequences,
-                initial_state,
-                mask=mask,
-                input_dropout_mask=in_mask,
-                recurrent_dropout_mask=rec_mask,
-                go_backwards=self.go_backwards,
-            )
+        outputs, states = self._fused.run(
+            self.cell,
+            sequences,
+            initial_state,
+            mask=mask,
+            input_dropout_mask=in_mask,
+            recurrent_dropout_mask=rec_mask,
+            go_backwards=self.go_backwards,
+            chunks=self.chunks,
+            compile_loops=self.compile_loops,
+        )
         states = list(states)
         return states[0], outputs, states
 
@@ -335,6 +364,7 @@ class Recurrent(keras.layers.Layer):
             "go_backwards": self.go_backwards,
             "stateful": self.stateful,
             "implementation": self.implementation,
+            "chunks": self.chunks,
             "compile_loops": self.compile_loops,
         }
         return {**super().get_config(), **config}

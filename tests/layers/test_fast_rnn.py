@@ -1,4 +1,4 @@
-"""Exactness of seqlab.layers.fast_rnn against independent references.
+"""Exactness of seqlab.layers.fused against independent references.
 
 The reference is a straightforward per-step Python loop of the cell equations
 written here with tf ops and differentiated by autodiff (GradientTape); the
@@ -16,12 +16,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seqlab.layers import fast_rnn
+from seqlab.layers import fused
+from seqlab.layers.fused import chunks as chunk_schedule
+from seqlab.layers.fused.loops import time_loop
 from tests.layers.helpers import xla_function_calls
 
 B, T, D, H = 3, 6, 4, 5
 TOL = {tf.float32: 1e-5, tf.float64: 1e-9}
 KINDS = ["lstm", "peephole_lstm", "gru_after", "gru_before", "simple_tanh", "simple_relu"]
+# Every test here runs the kernels in three time chunks of two steps (unless
+# it sets its own ``chunks``), so that the hand-over of the carried states
+# and gradients between chunks is part of every check; the default (8 chunks
+# of at least MIN_CHUNK_STEPS steps) would run the tests' six steps as one.
+CHUNKS = 3
 
 
 # ---------------------------------------------------------------- reference
@@ -80,18 +87,19 @@ def reference(kind, x, w, h0, c0, mask=None, dmask=None, rmask=None, go_backward
     return tf.stack(outs, axis=1), h, c
 
 
-def fused(kind, x, w, h0, c0, **kw):
+def fused_call(kind, x, w, h0, c0, **kw):
+    kw.setdefault("chunks", CHUNKS)
     if kind == "lstm":
-        return fast_rnn.lstm(x, w["kernel"], w["recurrent_kernel"], w["bias"], h0, c0, **kw)
+        return fused.lstm(x, w["kernel"], w["recurrent_kernel"], w["bias"], h0, c0, **kw)
     if kind == "peephole_lstm":
-        return fast_rnn.peephole_lstm(
+        return fused.peephole_lstm(
             x, w["kernel"], w["recurrent_kernel"], w["bias"], w["peephole_i"],
             w["peephole_f"], w["peephole_o"], h0, c0, **kw)
     if kind.startswith("gru"):
-        out, h = fast_rnn.gru(x, w["kernel"], w["recurrent_kernel"], w["bias"], h0,
+        out, h = fused.gru(x, w["kernel"], w["recurrent_kernel"], w["bias"], h0,
                               reset_after=kind == "gru_after", **kw)
         return out, h, c0
-    out, h = fast_rnn.simple_rnn(x, w["kernel"], w["recurrent_kernel"], w["bias"], h0,
+    out, h = fused.simple_rnn(x, w["kernel"], w["recurrent_kernel"], w["bias"], h0,
                                  activation=kind.split("_")[1], **kw)
     return out, h, c0
 
@@ -145,7 +153,7 @@ def loss_and_grads(fn, kind, x, w, h0, c0, kw, probes):
         if fn is reference:
             out, h, c = reference(kind, x, w, h0, c0, **ref_kw)
         else:
-            out, h, c = fused(kind, x, w, h0, c0, **kw)
+            out, h, c = fused_call(kind, x, w, h0, c0, **kw)
         loss = (tf.reduce_sum(out * probes[0]) + tf.reduce_sum(h * probes[1])
                 + tf.reduce_sum(c * probes[2]))
     grads = tape.gradient(loss, sources)
@@ -170,7 +178,7 @@ def max_err(a, b):
 
 def in_mode(mode, fn, *args):
     """Call ``fn`` eagerly or traced into a graph: in a graph the kernels' time
-    loops run as XLA-compiled functions (``fast_rnn.COMPILE_LOOPS``), eagerly
+    loops run as XLA-compiled functions (``compile_loops=True``), eagerly
     as plain loops, so both paths meet the same references."""
     if mode == "eager":
         return fn(*args)
@@ -187,7 +195,7 @@ def test_matches_reference_values_and_gradients(kind, options, dtype, mode):
     w = make_weights(kind, dtype, rng)
     x, h0, c0, kw = make_inputs(dtype, rng, options)
     probes = [tf.constant(rng.normal(0, 1, s), dtype) for s in [(B, T, H), (B, H), (B, H)]]
-    (o1, h1, c1), g1 = in_mode(mode, loss_and_grads, fused, kind, x, w, h0, c0, kw, probes)
+    (o1, h1, c1), g1 = in_mode(mode, loss_and_grads, fused_call, kind, x, w, h0, c0, kw, probes)
     (o2, h2, c2), g2 = loss_and_grads(reference, kind, x, w, h0, c0, kw, probes)
     tol = TOL[dtype]
     assert o1.dtype == dtype
@@ -203,27 +211,23 @@ def test_matches_reference_values_and_gradients(kind, options, dtype, mode):
 
 
 @pytest.fixture(autouse=True)
-def three_chunks(monkeypatch):
-    """Every test here runs the kernels in three time chunks of two steps
-    (unless it sets its own), so that the hand-over of the carried states
-    and gradients between chunks is part of every check; the module's
-    default would run the tests' six steps as one chunk."""
-    monkeypatch.setattr(fast_rnn, "CHUNKS", 3)
-    monkeypatch.setattr(fast_rnn, "MIN_CHUNK_STEPS", 1)
+def short_chunks(monkeypatch):
+    """Chunks of any length here (see CHUNKS)."""
+    monkeypatch.setattr(chunk_schedule, "MIN_CHUNK_STEPS", 1)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("chunks", [1, 2, 6])
-def test_every_chunking_matches_reference(kind, chunks, monkeypatch):
+def test_every_chunking_matches_reference(kind, chunks):
     """One chunk (projection and weight gradients over all T*B rows), two,
     and one step per chunk are as exact as the default three, in float64."""
-    monkeypatch.setattr(fast_rnn, "CHUNKS", chunks)
-    assert len(fast_rnn._chunks(T)) == chunks
+    assert len(chunk_schedule.chunk_bounds(T, chunks)) == chunks
     rng = np.random.default_rng(7)
     w = make_weights(kind, tf.float64, rng)
     x, h0, c0, kw = make_inputs(tf.float64, rng, "mask+dropout+backwards")
+    kw["chunks"] = chunks
     probes = [tf.constant(rng.normal(0, 1, s), tf.float64) for s in [(B, T, H), (B, H), (B, H)]]
-    (o1, h1, c1), g1 = in_mode("graph", loss_and_grads, fused, kind, x, w, h0, c0, kw, probes)
+    (o1, h1, c1), g1 = in_mode("graph", loss_and_grads, fused_call, kind, x, w, h0, c0, kw, probes)
     (o2, h2, c2), g2 = loss_and_grads(reference, kind, x, w, h0, c0, kw, probes)
     assert max(max_err(o1, o2), max_err(h1, h2), max_err(c1, c2)) <= 1e-9
     assert max(max_err(g1[k], g2[k]) for k in g2) <= 1e-9
@@ -239,12 +243,12 @@ def test_every_chunking_matches_reference(kind, chunks, monkeypatch):
     (128, 1, 8, (1, 128)),
 ])
 def test_chunking_rule(n, chunks, min_steps, expected, monkeypatch):
-    monkeypatch.setattr(fast_rnn, "CHUNKS", chunks)
-    monkeypatch.setattr(fast_rnn, "MIN_CHUNK_STEPS", min_steps)
-    assert fast_rnn._chunking(n) == expected
+    monkeypatch.setattr(chunk_schedule, "MIN_CHUNK_STEPS", min_steps)
+    assert chunk_schedule.chunking(n, chunks) == expected
     nc, k = expected
-    assert fast_rnn._chunks(n) == [(j * k, (j + 1) * k) for j in range(nc)]
-    assert fast_rnn._chunks(tf.constant(n)) == [(0, None)]  # a dynamic length: one chunk
+    assert chunk_schedule.chunk_bounds(n, chunks) == [(j * k, (j + 1) * k) for j in range(nc)]
+    # a dynamic length: one chunk
+    assert chunk_schedule.chunk_bounds(tf.constant(n), chunks) == [(0, None)]
 
 
 # ---------------------------------------------------------------- vs Keras built-ins
@@ -280,7 +284,7 @@ def test_matches_keras_builtin_with_copied_weights(kind, options):
             if use_keras:
                 out, h, *_ = layer(x, initial_state=states, mask=kw.get("mask"))
             else:
-                out, h, _ = fused(kind, x, {"kernel": cell.kernel,
+                out, h, _ = fused_call(kind, x, {"kernel": cell.kernel,
                                             "recurrent_kernel": cell.recurrent_kernel,
                                             "bias": cell.bias}, h0, c0, **kw)
             loss = tf.reduce_sum(out * probe) + tf.reduce_sum(h * probe_h)
@@ -308,7 +312,7 @@ def test_xla_compiled_train_step(kind):
     @tf.function(jit_compile=True)
     def train_step():
         with tf.GradientTape() as tape:
-            out, _, _ = fused(kind, x, w, h0, c0, **kw)
+            out, _, _ = fused_call(kind, x, w, h0, c0, **kw)
             loss = tf.reduce_mean((out - target) ** 2)
         grads = tape.gradient(loss, list(w.values()))
         for v, g in zip(w.values(), grads):
@@ -346,8 +350,8 @@ def test_loop_prev_reads_the_previous_step(construct, reverse):
         return (acc + now - 10.0 * before,), [now, before]
 
     def run():
-        loop = fast_rnn._time_loop(step, [x0, x0], reverse=reverse,
-                                   compiled=construct == "while+xla", prev=(0,))
+        loop = time_loop(step, [x0, x0], construct == "while+xla", reverse=reverse,
+                         prev=(0,))
         return loop([xs], (tf.zeros_like(x0),), [x0])
 
     if construct == "eager":
@@ -361,13 +365,12 @@ def test_loop_prev_reads_the_previous_step(construct, reverse):
 
 
 @pytest.mark.parametrize("compile_loops", [True, False])
-def test_graph_loops_are_xla_compiled_with_dynamic_shapes(compile_loops, monkeypatch):
+def test_graph_loops_are_xla_compiled_with_dynamic_shapes(compile_loops):
     """In a graph, the LSTM's forward loop, backward loop and cell-state
-    recomputation are three XLA functions (none with COMPILE_LOOPS off), each
+    recomputation are three XLA functions (none with compile_loops off), each
     shared by the chunks; unknown batch and time dimensions compile per shape
     (one chunk), and several shapes give the reference's values and
     gradients."""
-    monkeypatch.setattr(fast_rnn, "COMPILE_LOOPS", compile_loops)
     rng = np.random.default_rng(5)
     w = make_weights("lstm", tf.float64, rng)
 
@@ -375,7 +378,8 @@ def test_graph_loops_are_xla_compiled_with_dynamic_shapes(compile_loops, monkeyp
     def value_and_grads(x):
         with tf.GradientTape() as tape:
             tape.watch([x, w["recurrent_kernel"]])
-            out, h, c = fast_rnn.lstm(x, w["kernel"], w["recurrent_kernel"], w["bias"])
+            out, h, c = fused.lstm(x, w["kernel"], w["recurrent_kernel"], w["bias"],
+                                   chunks=CHUNKS, compile_loops=compile_loops)
             loss = tf.reduce_sum(out * out) + tf.reduce_sum(c)
         return loss, tape.gradient(loss, [x, w["recurrent_kernel"]])
 
@@ -399,9 +403,15 @@ def test_graph_loops_are_xla_compiled_with_dynamic_shapes(compile_loops, monkeyp
 # ---------------------------------------------------------------- supports / run
 
 
+FUSED_KINDS = {"LSTMCell": "lstm", "PeepholeLSTMCell": "peephole_lstm", "GRUCell": "gru",
+               "SimpleRNNCell": "simple_rnn"}
+
+
 def _fake_cell(class_name, kind, dtype=tf.float64, **attrs):
-    """A duck-typed stand-in for a seqlab cell (the cell module is someone else's)."""
-    cls = type(class_name, (), {"__module__": "seqlab.layers.fake_cells"})
+    """A duck-typed stand-in for a seqlab cell that declares the fused kind of
+    ``class_name`` and carries weights of ``kind``."""
+    cls = type(class_name, (), {"__module__": "seqlab.layers.fake_cells",
+                                "fused_kind": FUSED_KINDS[class_name]})
     cell = cls()
     w = make_weights(kind, dtype, np.random.default_rng(11))
     cell.kernel, cell.recurrent_kernel, cell.bias = w["kernel"], w["recurrent_kernel"], w["bias"]
@@ -424,11 +434,11 @@ def _fake_cell(class_name, kind, dtype=tf.float64, **attrs):
 def test_run_dispatches_on_cell_kind(class_name, kind):
     extra = {"reset_after": False} if kind == "gru_before" else {}
     cell, w = _fake_cell(class_name, kind, **extra)
-    assert fast_rnn.supports(cell) == (True, "")
+    assert fused.supports(cell) == (True, "")
     rng = np.random.default_rng(5)
     x, h0, c0, kw = make_inputs(tf.float64, rng, "mask+dropout+backwards")
     init = [h0, c0] if kind.endswith("lstm") else [h0]
-    out, states = fast_rnn.run(cell, x, init, **kw)
+    out, states = fused.run(cell, x, init, chunks=CHUNKS, **kw)
     ref_out, ref_h, ref_c = reference(
         kind, x, w, h0, c0, mask=kw["mask"], dmask=kw["input_dropout_mask"],
         rmask=kw["recurrent_dropout_mask"], go_backwards=True)
@@ -443,24 +453,24 @@ def test_supports_refuses_what_it_cannot_run():
     class MyCell(keras.layers.Layer):
         pass
 
-    ok, why = fast_rnn.supports(MyCell())
-    assert not ok and "MyCell" in why
-    ok, why = fast_rnn.supports(keras.layers.LSTMCell(4))
-    assert not ok and "not a seqlab cell" in why
+    ok, why = fused.supports(MyCell())
+    assert not ok and "MyCell declares no fused kernel" in why
+    ok, why = fused.supports(keras.layers.LSTMCell(4))
+    assert not ok and "declares no fused kernel" in why
     cell, _ = _fake_cell("LSTMCell", "lstm", activation=keras.activations.relu)
-    ok, why = fast_rnn.supports(cell)
+    ok, why = fused.supports(cell)
     assert not ok and "activation" in why
     cell, _ = _fake_cell("GRUCell", "gru_after", recurrent_activation=keras.activations.hard_sigmoid)
-    ok, why = fast_rnn.supports(cell)
+    ok, why = fused.supports(cell)
     assert not ok and "recurrent_activation" in why
     cell, _ = _fake_cell("SimpleRNNCell", "simple_relu", activation=keras.activations.relu)
-    assert fast_rnn.supports(cell) == (True, "")
+    assert fused.supports(cell) == (True, "")
     cell, _ = _fake_cell("SimpleRNNCell", "simple_tanh", activation=lambda v: v * 2)
-    assert not fast_rnn.supports(cell)[0]
+    assert not fused.supports(cell)[0]
     cell, _ = _fake_cell("PeepholeLSTMCell", "lstm")
-    assert not fast_rnn.supports(cell)[0]
+    assert not fused.supports(cell)[0]
     with pytest.raises(ValueError, match="cannot run"):
-        fast_rnn.run(MyCell(), tf.zeros([1, 2, 3]), None)
+        fused.run(MyCell(), tf.zeros([1, 2, 3]), None)
 
 
 def test_use_bias_false_and_default_states():
@@ -469,11 +479,42 @@ def test_use_bias_false_and_default_states():
     w["bias"] = tf.zeros_like(w["bias"])
     x, _, _, _ = make_inputs(tf.float64, rng, "plain")
     zeros = tf.zeros([B, H], tf.float64)
-    out, h, c = fast_rnn.lstm(x, w["kernel"], w["recurrent_kernel"], None)
+    out, h, c = fused.lstm(x, w["kernel"], w["recurrent_kernel"], None, chunks=CHUNKS)
     ref_out, ref_h, ref_c = reference("lstm", x, w, zeros, zeros)
     assert max_err(out, ref_out) <= 1e-12 and max_err(c, ref_c) <= 1e-12
-    out, h = fast_rnn.gru(x, w["kernel"][:, : 3 * H], w["recurrent_kernel"][:, : 3 * H], None)
+    out, h = fused.gru(x, w["kernel"][:, : 3 * H], w["recurrent_kernel"][:, : 3 * H], None,
+                       chunks=CHUNKS)
     w3 = {"kernel": w["kernel"][:, : 3 * H], "recurrent_kernel": w["recurrent_kernel"][:, : 3 * H],
           "bias": tf.zeros([2, 3 * H], tf.float64)}
     ref_out, _, _ = reference("gru_after", x, w3, zeros, zeros)
     assert max_err(out, ref_out) <= 1e-12
+
+
+def test_cells_declare_their_fused_kind():
+    """A cell names its kernel in ``fused_kind``; a cell without one
+    (LayerNormLSTMCell), or a subclass that changes the step of a cell with
+    one, runs the generic path."""
+    from seqlab.layers import GRUCell, LayerNormLSTMCell, LSTMCell, PeepholeLSTMCell, SimpleRNNCell
+
+    for cls, kind in ((LSTMCell, "lstm"), (PeepholeLSTMCell, "peephole_lstm"), (GRUCell, "gru"),
+                      (SimpleRNNCell, "simple_rnn"), (LayerNormLSTMCell, None)):
+        cell = cls(3)
+        cell.build((None, 2))
+        assert cell.fused_kind == kind
+        assert fused.supports(cell)[0] is (kind is not None)
+
+    class ScaledLSTMCell(LSTMCell):
+        def recurrent_step(self, projected, states, recurrent_dropout_mask=None):
+            return super().recurrent_step(2.0 * projected, states, recurrent_dropout_mask)
+
+    class NamedLSTMCell(LSTMCell):  # same computation: keeps the kernel
+        pass
+
+    scaled, named = ScaledLSTMCell(3), NamedLSTMCell(3)
+    scaled.build((None, 2))
+    named.build((None, 2))
+    ok, why = fused.supports(scaled)
+    assert not ok and "ScaledLSTMCell overrides recurrent_step" in why
+    assert fused.supports(named) == (True, "")
+    with pytest.raises(ValueError, match="chunks must be a positive integer"):
+        fused.run(named, tf.zeros([1, 2, 2]), None, chunks=0)

@@ -1,30 +1,23 @@
-"""seqlab.layers.Recurrent: the fused path (fast_rnn) equals the generic path.
+"""seqlab.layers.Recurrent: the fused path (seqlab.layers.fused) equals the generic path.
 
 For each seqlab cell, two ``Recurrent`` layers with the same weights, one
 ``implementation="fast"`` and one ``"generic"`` (Keras' RNN loop over
 ``cell.recurrent_step``, differentiated by autodiff), give equal outputs,
 final states and gradients (with a mask, an initial state, go_backwards and
 variational dropout drawn from equal seeds), and the same 20-step Adam
-training trajectory. Skipped when the recurrent layer does not exist yet or
-has no ``implementation`` argument.
+training trajectory.
 """
 
 from __future__ import annotations
-
-import inspect
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from seqlab import layers
+from seqlab.layers import Recurrent
 from tests.layers.helpers import xla_function_calls
-
-layers = pytest.importorskip("seqlab.layers")
-Recurrent = getattr(layers, "Recurrent", None)
-if Recurrent is None or "implementation" not in inspect.signature(Recurrent.__init__).parameters:
-    pytest.skip("seqlab.layers.Recurrent with an `implementation` argument does not exist yet",
-                allow_module_level=True)
 
 B, T, D, H = 3, 7, 4, 6
 TOL = 1e-5
@@ -135,11 +128,11 @@ def test_same_training_trajectory(kind):
 
 # three XLA functions for the LSTM: the forward loop, the backward loop and the
 # recomputation of a chunk's cell states
-@pytest.mark.parametrize("compile_loops, n_compiled", [(None, 3), (True, 3), (False, 0)])
+@pytest.mark.parametrize("compile_loops, n_compiled", [(True, 3), (False, 0)])
 def test_compile_loops_option(compile_loops, n_compiled):
-    """``Recurrent(compile_loops=...)`` picks the fast path's loop kind per layer
-    (None: fast_rnn.COMPILE_LOOPS), says so in its reason, survives a config
-    round trip, and both kinds give the generic path's gradients."""
+    """``Recurrent(compile_loops=...)`` picks the fast path's loop kind per layer,
+    says so in its reason, survives a config round trip, and both kinds give
+    the generic path's gradients."""
     rng = np.random.default_rng(4)
     x, mask = data(rng)
     keras.utils.set_random_seed(0)
@@ -169,5 +162,72 @@ def test_compile_loops_option(compile_loops, n_compiled):
 
 
 def test_compile_loops_rejects_a_non_boolean():
-    with pytest.raises(ValueError, match="compile_loops must be true, false or null.*'yes'"):
+    with pytest.raises(ValueError, match="compile_loops must be true or false.*'yes'"):
         Recurrent(layers.LSTMCell(H), compile_loops="yes")
+    # null, as configs saved before it was a plain flag have it, is the default
+    assert Recurrent(layers.LSTMCell(H), compile_loops=None).compile_loops is True
+
+
+@pytest.mark.parametrize("chunks", [1, 2])
+def test_chunks_option(chunks):
+    """``Recurrent(chunks=...)`` reaches the kernel (the reason says how many;
+    one chunk and two give the generic path's values), survives a config
+    round trip, and only positive integers are accepted."""
+    rng = np.random.default_rng(6)
+    x = tf.constant(rng.normal(0, 1, (B, 16, D)), tf.float32)
+    layer = Recurrent(layers.GRUCell(H), return_sequences=True, chunks=chunks)
+    generic = Recurrent(layers.GRUCell(H), return_sequences=True, implementation="generic")
+    layer.build(x.shape)
+    generic.build(x.shape)
+    for src, dst in zip(layer.weights, generic.weights):
+        dst.assign(src)
+    assert f"{chunks} time chunk(s)" in layer.execution_reason
+    assert err(layer(x), generic(x)) <= TOL
+    assert Recurrent.from_config(layer.get_config()).chunks == chunks
+    for bad in (0, -1, 2.5, True, "8"):
+        with pytest.raises(ValueError, match=f"chunks must be a positive integer.*{bad!r}"):
+            Recurrent(layers.LSTMCell(H), chunks=bad)
+
+
+@pytest.mark.parametrize("kind", list(CELLS))
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forwards", "backwards"])
+def test_fully_masked_row_with_an_initial_state(kind, go_backwards):
+    """A row with no valid step keeps its (non-zero) initial state, and its
+    last output is that final h state on both paths; its sequence output is
+    0 (Keras' previous output before a valid step). Gradients agree too."""
+    rng = np.random.default_rng(8)
+    x, mask = data(rng)
+    mask = mask.numpy()
+    mask[2, :] = False  # the fully masked row
+    mask = tf.constant(mask)
+    n_states = 2 if kind.endswith("lstm") else 1
+    init = [tf.constant(rng.normal(0, 0.5, (B, H)), tf.float32) for _ in range(n_states)]
+    results = {}
+    for seqs in (False, True):
+        made = []
+        for impl in ("fast", "generic"):
+            layer = Recurrent(CELLS[kind](seed=4), return_sequences=seqs, return_state=True,
+                              go_backwards=go_backwards, implementation=impl)
+            layer.build((B, T, D))
+            made.append(layer)
+        for vf, vg in zip(made[0].cell.weights, made[1].cell.weights):
+            vg.assign(vf)
+        for layer in made:
+            with tf.GradientTape() as tape:
+                tape.watch([x] + init)
+                out, *states = layer(x, initial_state=init, mask=mask)
+                loss = tf.reduce_sum(out * out) + sum(tf.reduce_sum(s) for s in states)
+            grads = tape.gradient(loss, [x] + init + layer.trainable_weights)
+            results[seqs, layer.execution_path] = (out, states, grads)
+    for seqs in (False, True):
+        (out_f, st_f, g_f), (out_g, st_g, g_g) = results[seqs, "fast"], results[seqs, "generic"]
+        assert err(out_f, out_g) <= TOL
+        for a, b in zip(st_f + g_f, st_g + g_g):
+            assert err(a, b) <= TOL
+        for s, s0 in zip(st_f, init):
+            np.testing.assert_array_equal(s[2], s0[2])  # carried through every step
+    last, states, _ = results[False, "fast"]
+    np.testing.assert_array_equal(last[2], init[0][2])  # the final h state, not 0
+    np.testing.assert_array_equal(last, states[0])
+    sequence = results[True, "fast"][0]
+    np.testing.assert_array_equal(sequence[2], np.zeros((T, H), "float32"))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+import yaml
 
+import seqlab
 from seqlab.layers import Recurrent, SimpleRNNCell, get_cell
-from seqlab.layers import recurrent as recurrent_module
 from tests.layers.helpers import CELL_NAMES, make_layer
 
 
@@ -113,45 +116,41 @@ def test_generic_path_is_recorded_and_logged(caplog):
     assert any("my_rnn" in r.message and "generic" in r.message for r in caplog.records)
 
 
-def test_missing_fast_rnn_falls_back_to_generic(monkeypatch):
-    def missing(name):
-        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-
-    monkeypatch.setattr(recurrent_module.importlib, "import_module", missing)
-    layer = Recurrent(get_cell("lstm", 3))  # implementation="auto"
-    layer.build((None, None, 2))
-    assert (layer.execution_path, layer.execution_reason) == ("generic", "fast_rnn unavailable")
-    with pytest.raises(ValueError, match="fast_rnn unavailable"):
-        Recurrent(get_cell("lstm", 3), implementation="fast").build((None, None, 2))
-
-
-def test_fallback_does_not_hide_other_import_errors(monkeypatch):
-    def broken(name):  # fast_rnn exists but itself fails to import something
-        raise ModuleNotFoundError("No module named 'numba'", name="numba")
-
-    monkeypatch.setattr(recurrent_module.importlib, "import_module", broken)
-    with pytest.raises(ModuleNotFoundError, match="numba"):
-        Recurrent(get_cell("lstm", 3)).build((None, None, 2))
-
-
-def test_unsupported_cell_in_fast_mode_raises(monkeypatch):
-    class Refuses:
-        @staticmethod
-        def supports(cell):
-            return False, "no fused kernel for this cell"
-
-    monkeypatch.setattr(recurrent_module, "_load_fast_rnn", lambda: (Refuses, ""))
-    auto = Recurrent(get_cell("lstm", 3))
+def test_cell_without_fused_kernel_runs_generic_or_raises_in_fast_mode():
+    auto = Recurrent(get_cell("layernorm_lstm", 3))
     auto.build((None, None, 2))
     assert auto.execution_path == "generic"
-    assert "no fused kernel" in auto.execution_reason
-    with pytest.raises(ValueError, match="no fused kernel"):
-        Recurrent(get_cell("lstm", 3), implementation="fast").build((None, None, 2))
+    assert "LayerNormLSTMCell declares no fused kernel" in auto.execution_reason
+    with pytest.raises(ValueError, match="implementation='fast'.*declares no fused kernel"):
+        Recurrent(get_cell("layernorm_lstm", 3), implementation="fast").build((None, None, 2))
+
+
+def test_fast_path_defaults_are_the_cell_configs():
+    """``chunks`` and ``compile_loops`` of every cell YAML with a fused kernel
+    equal the defaults of ``Recurrent`` and of the kernel functions (conf/ is
+    the single home of defaults)."""
+    from seqlab.layers import fused
+
+    conf = Path(seqlab.__file__).parent / "conf" / "model" / "cell"
+    layer_defaults = inspect.signature(Recurrent).parameters
+    checked = []
+    for path in sorted(conf.glob("*.yaml")):
+        spec = yaml.safe_load(path.read_text())
+        cell = get_cell(spec["name"], 2)
+        if cell.fused_kind is None:
+            assert "chunks" not in spec and "compile_loops" not in spec, path.name
+            continue
+        kernel = getattr(fused, cell.fused_kind)
+        for key in ("chunks", "compile_loops"):
+            assert spec[key] == layer_defaults[key].default, (path.name, key)
+            assert spec[key] == inspect.signature(kernel).parameters[key].default, (path.name, key)
+        checked.append(spec["name"])
+    assert {"lstm", "gru", "gru_cho", "peephole_lstm", "simple_rnn"} <= set(checked)
 
 
 @pytest.mark.parametrize("name", CELL_NAMES)
 def test_auto_path_matches_generic(name):
-    """Whatever path "auto" picks (fast_rnn where supported), it computes the same function."""
+    """Whatever path "auto" picks (fused where supported), it computes the same function."""
     rng = np.random.default_rng(4)
     B, T, D, H = 3, 6, 4, 5
     x = rng.standard_normal((B, T, D)).astype("float32")
