@@ -37,6 +37,7 @@ import keras
 from keras import ops, tree
 
 from seqlab.errors import ConfigError
+from seqlab.layers import LockedDropout, OutputBias
 
 # Layers that act on each position independently: safe to apply to one step.
 _PER_POSITION = (
@@ -56,15 +57,11 @@ _PER_POSITION = (
     keras.layers.Maximum,
     keras.layers.Minimum,
     keras.layers.Identity,
+    LockedDropout,
+    OutputBias,
 )
 
 
-def _per_position_layers() -> tuple:
-    try:
-        from seqlab.layers import LockedDropout, OutputBias
-    except ImportError:  # pragma: no cover - older tree
-        return _PER_POSITION
-    return (*_PER_POSITION, LockedDropout, OutputBias)
 
 
 def _is_recurrent(layer) -> bool:
@@ -98,7 +95,6 @@ def _recurrent_layers(model) -> list:
     """The recurrent layers in graph order; raise ConfigError if the model
     cannot be stepped one token at a time."""
     graph = _graph(model)
-    per_position = _per_position_layers()
     recurrent, seen = [], set()
     for node in _nodes(graph):
         op = node.operation
@@ -114,7 +110,7 @@ def _recurrent_layers(model) -> list:
             recurrent.append(op)
         elif isinstance(op, keras.layers.Concatenate) and op.axis not in (-1, 2):
             raise ConfigError(f"layer {name!r} concatenates along axis {op.axis}, not features")
-        elif not isinstance(op, (*per_position, keras.layers.Concatenate)):
+        elif not isinstance(op, (*_PER_POSITION, keras.layers.Concatenate)):
             raise ConfigError(
                 f"layer {name!r} ({type(op).__name__}) may mix time steps; only embeddings, "
                 "dense, dropout, normalization, element-wise merges and recurrent layers "
