@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import keras
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ ATOL = 1e-5
 @pytest.mark.parametrize("name", CELL_NAMES)
 @pytest.mark.parametrize("masking", ["none", "padded", "holes"])
 def test_sequence_and_states_match_numpy(name, masking):
-    rng = np.random.default_rng(abs(hash((name, masking))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(f"{name}/{masking}".encode()))  # stable across runs
     B, T, D, H = 4, int(rng.integers(3, 9)), 5, 6
     x = rng.standard_normal((B, T, D)).astype("float32")
     mask = None if masking == "none" else random_mask(rng, B, T, holes=masking == "holes")

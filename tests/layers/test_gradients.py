@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 import tensorflow as tf  # the gradient tape is the point here
@@ -11,7 +13,7 @@ from tests.layers.helpers import CELL_NAMES, make_layer, random_mask
 
 @pytest.mark.parametrize("name", CELL_NAMES)
 def test_gradients_match_finite_differences(name):
-    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(name.encode()))  # stable across runs
     B, T, D, H = 2, 4, 2, 3
     x = rng.standard_normal((B, T, D))
     mask = random_mask(rng, B, T)
