@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from seqlab.errors import ConfigError
 from seqlab.layers import CELLS, Recurrent, recurrent_layer
+from seqlab.layers.stacks import LAYER_OPTIONS
 from seqlab.models import build_rnn_lm
 
 CELL_CONF = Path(__file__).resolve().parents[2] / "seqlab" / "conf" / "model" / "cell"
@@ -28,10 +29,11 @@ def test_config_builds_lm_with_that_cell(name):
     for i in range(2):
         layer = model.get_layer(f"rnn_{i}")
         assert isinstance(layer, Recurrent) and isinstance(layer.cell, CELLS[name][0])
-        config = layer.cell.get_config()
+        cell_config, layer_config = layer.cell.get_config(), layer.get_config()
         for key, value in spec.items():
             if key != "name":
-                got = config[key]
+                # sequence-layer options (chunks, compile_loops, ...) go to Recurrent
+                got = layer_config[key] if key in LAYER_OPTIONS else cell_config[key]
                 assert (got == value) or (isinstance(got, dict) and got.get("class_name", "").lower() == str(value).replace("_", "").lower()), key
     tokens = np.array([[1, 2, 3, 4], [5, 6, 0, 1]], "int32")
     assert model(tokens).shape == (2, 4, 7)
