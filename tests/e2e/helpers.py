@@ -13,9 +13,11 @@ from seqlab.cli import CONFIG_DIR
 TINY = ["debug=tiny"]
 
 
-def compose_cfg(tmp_path: Path, *overrides: str, name: str = "train"):
+def compose_cfg(tmp_path: Path, *overrides: str, name: str = "train", debug: str | None = "tiny"):
+    """The real config tree with ``debug=<debug>`` (None: none) and a store in tmp_path."""
+    preset = [f"debug={debug}"] if debug else []
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(name, overrides=[*TINY, f"tracking.store_dir={tmp_path / 'mlruns'}", *overrides])
+        return compose(name, overrides=[*preset, f"tracking.store_dir={tmp_path / 'mlruns'}", *overrides])
 
 
 def store_client(tmp_path: Path) -> MlflowClient:
