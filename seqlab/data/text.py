@@ -65,6 +65,37 @@ class TimeSummedCrossEntropy(keras.losses.Loss):
 LOSSES = {"token_mean": lm_loss, "time_sum": TimeSummedCrossEntropy}
 
 
+def encode_corpus(
+    name: str,
+    *,
+    tokenizer: str = "char",
+    tokenizer_options: dict | None = None,
+    path: str | None = None,
+    tfds_name: str | None = None,
+    download: bool = True,
+    cache_dir: str | None = None,
+    limit_chars: int | None = None,
+    split_fractions: list[float] | tuple[float, float] | None = None,
+):
+    """Load corpus ``name`` and fit ``tokenizer`` on its training split.
+
+    Returns ``(corpus, tokenizer, ids)`` with ``ids[split]`` the token ids of
+    ``train``, ``validation`` and ``test``; the same arguments give the same
+    ids (what a re-scoring of a finished run relies on).
+    """
+    corpus = load_corpus(
+        name,
+        path=path,
+        tfds_name=tfds_name,
+        download=download,
+        cache_dir=cache_dir,
+        split_fractions=split_fractions,
+    ).truncated(limit_chars)
+    tok = build_tokenizer(tokenizer, corpus.train, **(tokenizer_options or {}))
+    ids = {split: tok.encode(corpus.split(split)) for split in ("train", "validation", "test")}
+    return corpus, tok, ids
+
+
 def build_text_lm_data(
     name: str,
     *,
@@ -133,16 +164,10 @@ def build_text_lm_data(
                 f"data.test_streams={test_streams} scores a stateful model; it needs data.batching=streams, "
                 f"got data.batching={batching!r} (set data.test_streams=null)"
             )
-    corpus = load_corpus(
-        name,
-        path=path,
-        tfds_name=tfds_name,
-        download=download,
-        cache_dir=cache_dir,
-        split_fractions=split_fractions,
-    ).truncated(limit_chars)
-    tok = build_tokenizer(tokenizer, corpus.train, **(tokenizer_options or {}))
-    ids = {split: tok.encode(corpus.split(split)) for split in ("train", "validation", "test")}
+    corpus, tok, ids = encode_corpus(
+        name, tokenizer=tokenizer, tokenizer_options=tokenizer_options, path=path, tfds_name=tfds_name,
+        download=download, cache_dir=cache_dir, limit_chars=limit_chars, split_fractions=split_fractions,
+    )
 
     model_kwargs = {"vocab_size": tok.vocab_size}
     callbacks = []
