@@ -33,8 +33,10 @@ from __future__ import annotations
 import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
-# The mixin that caches one dropout mask per sequence; keras.layers.RNN looks for
-# it (isinstance) to create the masks before its loop. Not exported publicly.
+# The mixin that caches one dropout mask per sequence. keras.layers.RNN looks
+# for it (isinstance) to create the masks before its loop and to reset them
+# after it, so a seqlab cell inside keras.layers.RNN draws one mask per
+# sequence; no public alias exists in Keras 3 (the lead bounds the version).
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
 __all__ = [
@@ -81,9 +83,34 @@ def _get_activation(cls_name, key, identifier):
 class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
     """Common base: argument checking, weights, dropout masks, config.
 
-    Subclasses set ``gates`` (number of ``H``-wide blocks in the kernels) and
-    implement ``recurrent_step``; most override ``_bias_shape`` /
-    ``build_extra``.
+    Subclasses set ``gates`` (number of ``H``-wide blocks in the kernels),
+    ``num_states`` and ``fused_kind``, and implement ``recurrent_step``; most
+    override ``_bias_shape`` / ``build_extra``.
+
+    Args:
+        units: ``H``, the width of the state(s) and of the output.
+        activation: the candidate / output activation (default ``tanh``;
+            None is linear).
+        recurrent_activation: the gate activation (default ``sigmoid``).
+        use_bias: whether the cell has a ``bias``.
+        kernel_initializer, recurrent_initializer, bias_initializer,
+        kernel_regularizer, recurrent_regularizer, bias_regularizer,
+        kernel_constraint, recurrent_constraint, bias_constraint: as in
+            ``keras.layers.LSTMCell``.
+        dropout: input dropout rate in ``[0, 1)``, one mask per sequence.
+        recurrent_dropout: dropout rate on ``h_{t-1}`` in ``[0, 1)``, one
+            mask per sequence.
+        seed: seed of the dropout masks.
+        **kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``).
+
+    Call arguments:
+        inputs: ``x_t`` ``[B, D]``.
+        states: list of ``[B, H]`` tensors (``[h]``, or ``[h, c]`` for the
+            LSTMs), or one tensor for single-state cells.
+        training: whether dropout applies.
+
+    Returns:
+        ``(output [B, H], new_states)``, ``new_states`` shaped like ``states``.
     """
 
     gates = 1
@@ -262,6 +289,16 @@ class SimpleRNNCell(RecurrentCell):
     W_xh ``[D, H]``, ``recurrent_kernel`` = W_hh ``[H, H]``, ``bias`` ``[H]``,
     as in ``keras.layers.SimpleRNNCell``. One state, ``h``; the output is ``h``.
     ``recurrent_activation`` is not used (accepted for a uniform interface).
+    Arguments, call arguments and return value: see :class:`RecurrentCell`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from seqlab.layers import SimpleRNNCell
+    >>> cell = SimpleRNNCell(4)
+    >>> out, states = cell(np.ones((2, 3), "float32"), [np.zeros((2, 4), "float32")])
+    >>> out.shape, len(states)
+    (TensorShape([2, 4]), 1)
     """
 
     gates = 1
@@ -296,10 +333,22 @@ class LSTMCell(RecurrentCell):
     i, f, c (=g), o. States ``[h, c]``; output ``h``.
 
     Args:
+        units: ``H``.
         forget_bias: added to the forget-gate block of the bias at
             initialisation (default 1.0, Jozefowicz et al. 2015; Keras'
             ``unit_forget_bias=True``). 0 disables it.
-        (others as ``keras.layers.LSTMCell``)
+        **kwargs: as :class:`RecurrentCell` (and ``keras.layers.LSTMCell``).
+
+    Call arguments and return value: see :class:`RecurrentCell` (states
+    ``[h, c]``).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from seqlab.layers import LSTMCell, Recurrent
+    >>> layer = Recurrent(LSTMCell(8), return_sequences=True)
+    >>> layer(np.ones((2, 5, 3), "float32")).shape
+    TensorShape([2, 5, 8])
     """
 
     gates = 4
@@ -366,6 +415,23 @@ class GRUCell(RecurrentCell):
     ``recurrent_kernel [H, 3H]`` in gate order z, r, h; ``bias`` is ``[3H]``
     for ``reset_after=False`` and ``[2, 3H]`` (input bias, recurrent bias) for
     ``reset_after=True``. One state ``h``; output ``h``.
+
+    Args:
+        units: ``H``.
+        reset_after: where the reset gate acts (see above; default True).
+        **kwargs: as :class:`RecurrentCell`.
+
+    Call arguments and return value: see :class:`RecurrentCell`.
+
+    Example:
+
+    >>> from seqlab.layers import GRUCell
+    >>> for reset_after in (True, False):
+    ...     cell = GRUCell(4, reset_after=reset_after)
+    ...     cell.build((None, 3))
+    ...     print(reset_after, cell.bias.shape)
+    True (2, 12)
+    False (12,)
     """
 
     gates = 3
@@ -430,6 +496,22 @@ class PeepholeLSTMCell(LSTMCell):
     ``forget_gate_peephole_weights``, ``output_gate_peephole_weights`` (each
     ``[H]``, the names of TF's former ``PeepholeLSTMCell``), initialised with
     ``peephole_initializer``.
+
+    Args:
+        units: ``H``.
+        peephole_initializer: initializer of the three peephole vectors.
+        **kwargs: as :class:`LSTMCell`.
+
+    Call arguments and return value: see :class:`RecurrentCell` (states
+    ``[h, c]``).
+
+    Example:
+
+    >>> from seqlab.layers import PeepholeLSTMCell
+    >>> cell = PeepholeLSTMCell(4)
+    >>> cell.build((None, 3))
+    >>> [w.name for w in cell.weights][3:]
+    ['input_gate_peephole_weights', 'forget_gate_peephole_weights', 'output_gate_peephole_weights']
     """
 
     fused_kind = "peephole_lstm"
@@ -492,7 +574,24 @@ class LayerNormLSTMCell(LSTMCell):
     beta (so ``forget_bias`` still applies); ``gate_gamma [4H]`` (ones),
     ``cell_gamma [H]`` (ones), ``cell_beta [H]`` (zeros) are the extra
     weights. The input projection ``x W`` is still hoisted out of the loop;
-    the bias is added after the normalisation, inside the step.
+    the bias is added after the normalisation, inside the step. There is no
+    fused kernel for this cell: ``Recurrent`` runs it on the generic path.
+
+    Args:
+        units: ``H``.
+        epsilon: the LayerNorm variance epsilon (> 0).
+        **kwargs: as :class:`LSTMCell` (``forget_bias`` applies to ``b``).
+
+    Call arguments and return value: see :class:`RecurrentCell` (states
+    ``[h, c]``, ``c`` un-normalised).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from seqlab.layers import LayerNormLSTMCell, Recurrent
+    >>> layer = Recurrent(LayerNormLSTMCell(4))
+    >>> layer(np.ones((2, 5, 3), "float32")).shape, layer.execution_path
+    (TensorShape([2, 4]), 'generic')
     """
 
     fused_kind = None  # the normalisations have no fused kernel

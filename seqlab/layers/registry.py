@@ -36,7 +36,25 @@ def get_cell(name: str, units: int, **options):
     ``GRUCell(reset_after=False)``). The cell is named ``{name}_cell`` unless
     ``options`` name it, as Keras names the cells of its layers, so weight
     paths read ``rnn_0/lstm_cell/kernel`` like those of ``keras.layers.LSTM``.
-    Unknown names raise ``ValueError`` listing the known ones.
+
+    Args:
+        name: a key of :data:`CELLS` (``simple_rnn``, ``lstm``, ``gru``,
+            ``gru_cho``, ``peephole_lstm``, ``layernorm_lstm``).
+        units: ``H``.
+        **options: the cell class's keyword arguments.
+
+    Returns:
+        The cell (not built).
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+
+    Example:
+
+    >>> from seqlab.layers import get_cell
+    >>> cell = get_cell("gru_cho", 8, dropout=0.1)
+    >>> type(cell).__name__, cell.reset_after, cell.dropout, cell.name
+    ('GRUCell', False, 0.1, 'gru_cho_cell')
     """
     if name not in CELLS:
         raise ValueError(
