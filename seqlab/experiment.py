@@ -60,8 +60,10 @@ def validate(cfg: DictConfig) -> None:
 
 
 def is_recurrent(model: keras.Model) -> bool:
-    """True if any layer (also inside wrappers) runs a recurrent cell."""
-    return any(hasattr(layer, "cell") or hasattr(layer, "forward_layer") for layer in walk_layers(model))
+    """True if any layer (also inside wrappers and sub-models) is a recurrent layer."""
+    from seqlab.layers import Recurrent
+
+    return any(isinstance(layer, (Recurrent, keras.layers.RNN)) for layer in walk_layers(model))
 
 
 def resolve_jit(setting: Any, model: keras.Model) -> bool:
