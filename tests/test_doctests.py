@@ -1,7 +1,7 @@
 """The ``Example`` sections of every public layer and builder run as doctests.
 
-Every module under ``seqlab.layers``, ``seqlab.models`` and ``seqlab.metrics``
-is collected; a module without examples contributes no test, a failing
+Every module under ``seqlab.layers`` and ``seqlab.models``, and
+``seqlab.metrics`` and ``seqlab.walk``, is collected; a module without examples contributes no test, a failing
 example fails here with the module's name.
 """
 
@@ -20,7 +20,7 @@ PACKAGES = (seqlab.layers, seqlab.models)
 
 
 def _modules() -> list[str]:
-    names = ["seqlab.metrics"]
+    names = ["seqlab.metrics", "seqlab.walk"]
     for package in PACKAGES:
         names.append(package.__name__)
         for info in pkgutil.walk_packages(package.__path__, prefix=package.__name__ + "."):
