@@ -120,7 +120,24 @@ def _recurrent_layers(model) -> list:
 
 
 def stateful_support(model: keras.Model) -> str | None:
-    """``None`` if :class:`StatefulStep` can run ``model``, else the reason it cannot."""
+    """Whether :class:`StatefulStep` can run ``model``.
+
+    Args:
+        model: a functional or built Sequential model, tokens in, logits out.
+
+    Returns:
+        None if it can, else the reason it cannot (the layer that mixes time
+        steps, runs backwards, ...).
+
+    Example:
+
+    >>> import keras
+    >>> from seqlab.generation.recurrent import stateful_support
+    >>> conv = keras.Sequential([keras.Input((None,), dtype="int32"),
+    ...                          keras.layers.Embedding(7, 4), keras.layers.Conv1D(4, 3)])
+    >>> "may mix time steps" in stateful_support(conv)
+    True
+    """
     try:
         _recurrent_layers(model)
     except ConfigError as err:
@@ -133,7 +150,38 @@ def _as_list(states) -> list:
 
 
 class StatefulStep:
-    """Advance an LM by one token, carrying every recurrent layer's state."""
+    """Advance an LM by one token, carrying every recurrent layer's state.
+
+    Args:
+        model: a model :func:`stateful_support` accepts.
+
+    Call arguments:
+        tokens: ``[B, L]`` int32.
+        t: the position whose token is fed.
+        states: the previous call's states, or ``initial_states(B)``.
+
+    Returns:
+        ``(logits [B, V] float32 for position t + 1, new states)``.
+
+    Raises:
+        ConfigError: when the model cannot carry its state.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> from seqlab.generation.recurrent import StatefulStep
+    >>> from seqlab.layers import LSTMCell, Recurrent
+    >>> lm = keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(7, 4),
+    ...                        Recurrent(LSTMCell(5), return_sequences=True),
+    ...                        keras.layers.Dense(7)])
+    >>> step = StatefulStep(lm)
+    >>> tokens = np.array([[1, 2, 3]], "int32")
+    >>> states = step.initial_states(1)
+    >>> for t in range(3):
+    ...     logits, states = step(tokens, t, states)
+    >>> bool(np.allclose(logits, lm(tokens)[:, -1], atol=1e-5))
+    True
+    """
 
     carries_state = True
 
@@ -189,7 +237,11 @@ class StatefulStep:
 
 
 class PrefixStep:
-    """The naive reference: re-run the whole model on ``tokens[:, :t+1]``."""
+    """The naive reference: re-run the whole model on ``tokens[:, :t+1]``.
+
+    Any causal model works. Same interface as :class:`StatefulStep` (its
+    states are an empty tuple).
+    """
 
     carries_state = False
 
@@ -205,7 +257,28 @@ class PrefixStep:
 
 
 def make_step(model: keras.Model, method: str = "auto"):
-    """``method``: ``stateful``, ``naive`` or ``auto`` (stateful when the model allows)."""
+    """The one-token step of ``model`` for a generation loop.
+
+    Args:
+        model: a language model, tokens ``[B, L]`` in, logits ``[B, L, V]`` out.
+        method: ``"stateful"`` (:class:`StatefulStep`), ``"naive"``
+            (:class:`PrefixStep`) or ``"auto"`` (stateful when the model
+            allows).
+
+    Returns:
+        A :class:`StatefulStep` or :class:`PrefixStep`.
+
+    Example:
+
+    >>> import keras
+    >>> from seqlab.generation.recurrent import make_step
+    >>> from seqlab.layers import GRUCell, Recurrent
+    >>> lm = keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(7, 4),
+    ...                        Recurrent(GRUCell(5), return_sequences=True),
+    ...                        keras.layers.Dense(7)])
+    >>> type(make_step(lm)).__name__, type(make_step(lm, "naive")).__name__
+    ('StatefulStep', 'PrefixStep')
+    """
     if method == "stateful":
         return StatefulStep(model)
     if method == "naive":
