@@ -33,7 +33,28 @@ _PEEPHOLES = ("input_gate_peephole_weights", "forget_gate_peephole_weights",
 
 
 def fused_kind(cell):
-    """``(kind, "")``: the kernel ``cell`` declares, or ``(None, reason)``."""
+    """The kernel a cell declares.
+
+    Args:
+        cell: any object; its class (or a base class) may set ``fused_kind``.
+
+    Returns:
+        ``(kind, "")``, or ``(None, reason)`` when the cell declares none, an
+        unknown one, or inherits one from a class whose computation a
+        subclass overrides.
+
+    Example:
+
+    >>> from seqlab.layers import GRUCell, LSTMCell
+    >>> from seqlab.layers.fused.dispatch import fused_kind
+    >>> fused_kind(GRUCell(4))
+    ('gru', '')
+    >>> class Scaled(LSTMCell):
+    ...     def recurrent_step(self, projected, states, recurrent_dropout_mask=None):
+    ...         return super().recurrent_step(2 * projected, states, recurrent_dropout_mask)
+    >>> fused_kind(Scaled(4))[1]
+    "Scaled inherits fused_kind 'lstm' from LSTMCell but Scaled overrides recurrent_step; declare fused_kind on it (None: no fused kernel)"
+    """
     cls = type(cell)
     mro = cls.__mro__
     declaring = next((klass for klass in mro if "fused_kind" in vars(klass)), None)
