@@ -175,9 +175,10 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
                                         return_dict=True, callbacks=data.callbacks)
             results.update({f"test_{k}": float(v) for k, v in scores.items()})
         results["wall_time_s"] = time.perf_counter() - start
+        # Only what is new: val_* were logged with the last epoch.
+        final_step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         tracker.log_metrics(
-            {k: v for k, v in results.items() if k.startswith(("val_", "test_")) or k == "wall_time_s"},
-            step=int(trainer.epochs),
+            {k: v for k, v in results.items() if k.startswith("test_") or k == "wall_time_s"}, step=final_step
         )
 
         for callback in run_callbacks:
@@ -186,10 +187,9 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
                 print(message)
 
         if tracking.get("log_model", True) and tracker.enabled:
-            model_path = output_dir / "model.keras"
-            model.save(model_path)
-            tracker.log_artifact(model_path)
+            tracker.log_model(model, step=final_step)  # MLflow Keras flavour: runs:/<id>/model
         plots = output_dir / "plots"
+        tracker.plot_learning_curves(plots / "learning_curves.png")
         tracker.log_dir(plots, "plots")
 
         summary = ", ".join(

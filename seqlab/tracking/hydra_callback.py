@@ -1,5 +1,10 @@
 """Hydra callback: one MLflow parent run per multirun sweep.
 
+On the sweep's end the parent run gets the best child's primary metric
+(``best_<metric>``, tag ``seqlab.best_child``), the list of children
+(``children.csv``) and, when :mod:`seqlab.report` is importable, the sweep
+report under ``report/``.
+
 Parallel sweep jobs racing on a fresh SQLite store (schema creation,
 experiment creation) collide, so the store, the experiment and the parent
 run are created here, once, before any job starts. Jobs find the parent run
@@ -9,20 +14,31 @@ and attach to it as children.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
+import math
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from seqlab.tracking.run import PARENT_RUN_ENV
+from seqlab.tracking.run import (
+    DIRECTION_TAG,
+    PARENT_RUN_ENV,
+    PRIMARY_METRIC_TAG,
+    SWEEP_KEYS_ENV,
+    SWEEP_KEYS_TAG,
+    primary_metric,
+)
 
 log = logging.getLogger(__name__)
 
-# The config keys a sweep varies, so each child run is named by just those.
-SWEEP_KEYS_ENV = "SEQLAB_SWEEP_KEYS"
+__all__ = ["MLflowMultirunCallback", "SWEEP_KEYS_ENV", "swept_keys", "sweep_name"]
+BEST_CHILD_TAG = "seqlab.best_child"
 
 
 def swept_keys(config: DictConfig) -> list[str]:
@@ -36,6 +52,45 @@ def swept_keys(config: DictConfig) -> list[str]:
     if params:
         keys += [str(k) for k in params.keys() if str(k) not in keys]
     return keys
+
+
+def sweep_name(config: DictConfig) -> str:
+    """``sweep model/cell=lstm,gru``: the sweep overrides of the command line
+    (else the keys of ``hydra.sweeper.params``, else the task name)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = list(config.hydra.overrides.task)
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    swept = [text for text, o in zip(overrides, parsed) if o.is_sweep_override()]
+    if not swept:
+        params = config.hydra.sweeper.get("params")
+        swept = [",".join(str(k) for k in params.keys())] if params else [str(config.get("task_name", "train"))]
+    return "sweep " + " ".join(swept)
+
+
+def best_child(children, metric: str, direction: str):
+    """The finished child with the best ``metric`` (None if none logged it)."""
+    scored = [
+        c for c in children
+        if c.info.status == "FINISHED" and metric in c.data.metrics and math.isfinite(c.data.metrics[metric])
+    ]
+    if not scored:
+        return None
+    pick = min if direction == "min" else max
+    return pick(scored, key=lambda c: c.data.metrics[metric])
+
+
+def write_children_csv(children, keys: list[str], metric: str, path: Path) -> Path:
+    """One row per child: run id, name, status, the swept params, the metric."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["run_id", "run_name", "status", *keys, metric])
+        for c in sorted(children, key=lambda c: c.info.start_time or 0):
+            writer.writerow([
+                c.info.run_id, c.info.run_name, c.info.status,
+                *(c.data.params.get(k, "") for k in keys), c.data.metrics.get(metric, ""),
+            ])
+    return path
 
 
 class MLflowMultirunCallback(Callback):
@@ -57,17 +112,23 @@ class MLflowMultirunCallback(Callback):
         sweep = " ".join(config.hydra.overrides.task) if config.hydra.overrides.task else ""
         params_node = config.hydra.sweeper.get("params")
         sweeper_params = OmegaConf.to_container(params_node, resolve=False) if params_node else {}
-        name = tracking.get("run_name") or f"sweep {config.get('task_name', 'train')}"
+        name = tracking.get("run_name") or sweep_name(config)
+        self.metric, self.direction = primary_metric(tracking)
+        self.keys = swept_keys(config)
         run = client.create_run(
             experiment_id,
             run_name=name,
-            tags={**version_tags(), "seqlab.sweep": "parent", "seqlab.sweep.overrides": sweep},
+            tags={
+                **version_tags(), "seqlab.sweep": "parent", "seqlab.sweep.overrides": sweep,
+                SWEEP_KEYS_TAG: ",".join(self.keys), PRIMARY_METRIC_TAG: self.metric,
+                DIRECTION_TAG: self.direction,
+            },
         )
         self.parent_run_id = run.info.run_id
         if sweeper_params:
             client.log_param(self.parent_run_id, "sweeper.params", str(sweeper_params)[:500])
         os.environ[PARENT_RUN_ENV] = self.parent_run_id
-        os.environ[SWEEP_KEYS_ENV] = json.dumps(swept_keys(config))
+        os.environ[SWEEP_KEYS_ENV] = json.dumps(self.keys)
         log.info("MLflow parent run %s for this sweep", self.parent_run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -83,6 +144,36 @@ class MLflowMultirunCallback(Callback):
         statuses = [c.info.status for c in children]
         failed = [s for s in statuses if s != "FINISHED"]
         client.set_tag(self.parent_run_id, "seqlab.sweep.children", str(len(statuses)))
+        try:
+            self._summarize(client, children)
+        except Exception as err:  # the summary must never fail the sweep
+            log.warning("sweep summary on parent run %s failed: %s", self.parent_run_id, err)
         client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
         os.environ.pop(PARENT_RUN_ENV, None)
         os.environ.pop(SWEEP_KEYS_ENV, None)
+
+    def _summarize(self, client, children) -> None:
+        """Best child's metric, children.csv and the report on the parent."""
+        best = best_child(children, self.metric, self.direction)
+        if best is not None:
+            client.log_metric(self.parent_run_id, f"best_{self.metric}", best.data.metrics[self.metric])
+            client.set_tag(self.parent_run_id, BEST_CHILD_TAG, best.info.run_id)
+            client.set_tag(self.parent_run_id, f"{BEST_CHILD_TAG}.name", best.info.run_name)
+        with tempfile.TemporaryDirectory(prefix="seqlab-sweep-") as tmp:
+            path = write_children_csv(children, self.keys, self.metric, Path(tmp) / "children.csv")
+            client.log_artifact(self.parent_run_id, str(path))
+            self._log_report(client, Path(tmp) / "report")
+
+    def _log_report(self, client, out_dir: Path) -> None:
+        try:
+            from seqlab.report import build_sweep_report
+        except ImportError:
+            return
+        try:
+            files = build_sweep_report(self.tracking_uri, self.parent_run_id, out_dir)
+            for path in files:
+                path = Path(path)
+                rel = path.parent.relative_to(out_dir) if path.is_relative_to(out_dir) else Path()
+                client.log_artifact(self.parent_run_id, str(path), str(Path("report") / rel).rstrip("/."))
+        except Exception as err:  # a report bug must not fail the sweep
+            log.warning("sweep report for parent run %s failed: %s", self.parent_run_id, err)

@@ -12,6 +12,7 @@ not branch on tracking.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -27,6 +28,79 @@ from seqlab.tracking.params import to_params
 log = logging.getLogger(__name__)
 
 PARENT_RUN_ENV = "SEQLAB_MLFLOW_PARENT_RUN_ID"
+# The config keys a sweep varies (a JSON list), set by the sweep's parent.
+SWEEP_KEYS_ENV = "SEQLAB_SWEEP_KEYS"
+#: Run tags the runs table and seqlab-report read.
+PRIMARY_METRIC_TAG = "seqlab.primary_metric"
+DIRECTION_TAG = "seqlab.primary_metric.direction"
+SWEEP_KEYS_TAG = "seqlab.sweep.keys"
+MAX_RUN_NAME = 250
+#: The logged model's name: ``runs:/<run_id>/model``.
+MODEL_NAME = "model"
+# Overrides that say where a run is recorded, not what it is.
+_UNNAMED_OVERRIDE_PREFIXES = ("tracking.", "hydra.", "hydra/", "trainer.verbose")
+
+
+def primary_metric(tracking: dict[str, Any]) -> tuple[str, str]:
+    """``(metric, "min"|"max")``: the metric that decides which run is best."""
+    metric = str(tracking.get("primary_metric") or "val_loss")
+    direction = str(tracking.get("primary_metric_direction") or "min").lower()
+    if direction not in ("min", "max"):
+        from seqlab.errors import ConfigError
+
+        raise ConfigError(
+            f"tracking.primary_metric_direction must be min or max, got {direction!r}"
+        )
+    return metric, direction
+
+
+def model_label(config: dict[str, Any]) -> str:
+    """``rnn_lm/lstm``: the model's name (or builder) and its cell, if any."""
+    model = config.get("model") or {}
+    name = model.get("name") or str(model.get("_target_", "model")).rsplit(".", 1)[-1]
+    name = name.removeprefix("build_")
+    cell = model.get("cell")
+    cell_name = cell.get("name") if isinstance(cell, dict) else cell if isinstance(cell, str) else None
+    return f"{name}/{cell_name}" if cell_name else name
+
+
+def _hydra_overrides_and_preset() -> tuple[list[str], str | None]:
+    """The command line's overrides and the ``experiment=`` choice, when
+    called inside a Hydra app (else nothing)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if not HydraConfig.initialized():
+            return [], None
+        hc = HydraConfig.get()
+        preset = hc.runtime.choices.get("experiment")
+        return list(hc.overrides.task), (None if preset in (None, "null") else str(preset))
+    except Exception:  # no Hydra runtime: a config from compose(), a notebook
+        return [], None
+
+
+def default_run_name(config: dict[str, Any]) -> str:
+    """What the run is: the preset (``experiment=`` choice, or a ``task_name``
+    other than ``train``) or the model, then the overrides that define it,
+    e.g. ``rnn_lm/lstm debug=tiny model.hidden_size=64``."""
+    overrides, preset = _hydra_overrides_and_preset()
+    task = config.get("task_name")
+    head = preset or (task if task and task != "train" else None) or model_label(config)
+    defining = [
+        o for o in overrides
+        if not o.lstrip("+~").startswith(_UNNAMED_OVERRIDE_PREFIXES)
+        and not o.lstrip("+~").startswith("experiment=")
+    ]
+    name = " ".join([head, *defining])
+    return name if len(name) <= MAX_RUN_NAME else name[: MAX_RUN_NAME - 3] + "..."
+
+
+def sweep_keys_from_env() -> list[str]:
+    try:
+        keys = json.loads(os.environ.get(SWEEP_KEYS_ENV) or "[]")
+    except ValueError:
+        return []
+    return [str(k) for k in keys] if isinstance(keys, list) else []
 
 
 def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
@@ -74,7 +148,7 @@ class TrackedRun:
         self.tracking = dict(tracking or {})
         self.enabled = bool(self.tracking.get("enabled", True))
         self.config = config or {}
-        self.run_name = run_name or self.tracking.get("run_name")
+        self.run_name = run_name or self.tracking.get("run_name") or default_run_name(self.config)
         self.parent_run_id = parent_run_id or os.environ.get(PARENT_RUN_ENV) or None
         self.run_id: str | None = None
         self.tracking_uri: str | None = None
@@ -94,7 +168,11 @@ class TrackedRun:
             # creating ours; our runs are always new.
             log.warning("ignoring MLFLOW_RUN_ID=%s: seqlab starts a new run", os.environ["MLFLOW_RUN_ID"])
             os.environ.pop("MLFLOW_RUN_ID")
-        tags = {**version_tags(), **{str(k): str(v) for k, v in (self.tracking.get("tags") or {}).items()}}
+        metric, direction = primary_metric(self.tracking)
+        tags = {**version_tags(), PRIMARY_METRIC_TAG: metric, DIRECTION_TAG: direction}
+        if self.parent_run_id and sweep_keys_from_env():
+            tags[SWEEP_KEYS_TAG] = ",".join(sweep_keys_from_env())
+        tags.update({str(k): str(v) for k, v in (self.tracking.get("tags") or {}).items()})
         run = mlflow.start_run(
             experiment_id=self.experiment_id,
             run_name=self.run_name,
@@ -169,6 +247,106 @@ class TrackedRun:
         import mlflow
 
         mlflow.log_artifacts(str(path), artifact_path=artifact_path)
+
+    def plot_learning_curves(self, out_path: str | os.PathLike) -> Path | None:
+        """Draw the run's learning curves (loss, val_loss and the primary
+        metric against the step) from the store into ``out_path``; a failure
+        is a warning, never a failed run."""
+        if not self.enabled or self.run_id is None:
+            return None
+        from seqlab.tracking.plots import learning_curves_from_run
+
+        try:
+            return learning_curves_from_run(
+                self.tracking_uri, self.run_id, Path(out_path), primary=primary_metric(self.tracking)[0],
+                title=self.run_name,
+            )
+        except Exception as err:  # a plot must never cost the run
+            log.warning("learning-curve plot failed: %s", err)
+            return None
+
+    def log_model(self, model, name: str = MODEL_NAME, step: int = 0) -> str | None:
+        """Log ``model`` with the MLflow Keras flavour (a "logged model" with a
+        signature) under ``runs:/<run_id>/<name>``; returns its model URI.
+        :func:`load_logged_model` loads it back."""
+        if not self.enabled:
+            return None
+        import mlflow.keras
+
+        info = mlflow.keras.log_model(
+            model,
+            name=name,
+            signature=keras_signature(model),
+            # Given, not inferred: inference reloads the model in a subprocess.
+            pip_requirements=pip_requirements(),
+            metadata={"custom_objects": CUSTOM_OBJECTS_NOTE},
+            step=int(step),
+        )
+        return f"runs:/{self.run_id}/{name}" if info is not None else None
+
+
+CUSTOM_OBJECTS_NOTE = (
+    "seqlab layers (registered package 'seqlab'): import seqlab.layers before "
+    "mlflow.keras.load_model, or use seqlab.tracking.run.load_logged_model"
+)
+
+
+def keras_signature(model):
+    """An MLflow tensor signature from the model's symbolic inputs and outputs
+    (the batch dimension as -1), or None for a model without them."""
+    import keras
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    def spec(tensor):
+        shape = [-1 if d is None else int(d) for d in tensor.shape]
+        return TensorSpec(np.dtype(keras.backend.standardize_dtype(tensor.dtype)), [-1, *shape[1:]])
+
+    try:
+        inputs, outputs = list(model.inputs), list(model.outputs)
+    except (AttributeError, ValueError):  # a subclassed model, never called symbolically
+        return None
+    if not inputs or not outputs:
+        return None
+    return ModelSignature(inputs=Schema([spec(t) for t in inputs]), outputs=Schema([spec(t) for t in outputs]))
+
+
+def pip_requirements() -> list[str]:
+    from importlib import metadata
+
+    requirements = []
+    for dist in ("keras", "tensorflow", "tensorflow-cpu", "seqlab"):
+        try:
+            requirements.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return requirements
+
+
+def seqlab_custom_objects() -> dict[str, Any]:
+    """Every object registered under Keras' package name ``seqlab``."""
+    import keras
+
+    import seqlab.layers  # noqa: F401  (registers the layers)
+
+    return {k: v for k, v in keras.saving.get_custom_objects().items() if k.startswith("seqlab>")}
+
+
+def load_logged_model(model_uri: str, tracking_uri: str | None = None, dst_path: str | None = None):
+    """``mlflow.keras.load_model(model_uri)`` with seqlab's layers registered
+    (``runs:/<run_id>/model``, ``models:/<model_id>``); with ``tracking_uri``
+    the model is fetched from that store, not the process's current one."""
+    import mlflow
+    import mlflow.keras
+
+    if tracking_uri:
+        model_uri = mlflow.artifacts.download_artifacts(
+            artifact_uri=model_uri, tracking_uri=tracking_uri, dst_path=dst_path
+        )
+    return mlflow.keras.load_model(
+        model_uri, custom_objects=seqlab_custom_objects(), load_model_kwargs={"compile": False}
+    )
 
 
 def write_temp_text(text: str, name: str) -> Path:

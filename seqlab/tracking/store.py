@@ -16,6 +16,11 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
+# The experiment tag the MLflow 3 UI reads to pick the experiment's landing
+# page: without it the UI opens on the GenAI overview (traces, latency).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
 
 def default_store_dir(store_dir: str | os.PathLike = "mlruns") -> Path:
     return Path(store_dir).expanduser().resolve()
@@ -58,9 +63,15 @@ def ensure_experiment(tracking: dict[str, Any]) -> tuple[str, str]:
     name = tracking.get("experiment_name") or "seqlab"
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if EXPERIMENT_KIND_TAG not in experiment.tags:
+            # An experiment made before seqlab set the kind (a kind the user
+            # chose is kept).
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return uri, experiment.experiment_id
     try:
-        return uri, client.create_experiment(name, artifact_location=artifact_location(tracking))
+        return uri, client.create_experiment(
+            name, artifact_location=artifact_location(tracking), tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
     except mlflow.exceptions.MlflowException:
         # Another process created it between our lookup and create.
         return uri, client.get_experiment_by_name(name).experiment_id
