@@ -5,8 +5,9 @@
     seqlab-generate run_id=<id> 'prompt="The cat sits on the"' strategy=greedy show_distribution=10
 
 The model and its tokenizer come from a ``.keras`` file (+ ``tokenizer=``,
-default: ``tokenizer.json`` beside it) or from the artifacts ``model.keras``
-and ``tokenizer.json`` of an MLflow run, found in the store that
+default: ``tokenizer.json`` beside it) or from an MLflow run: its logged
+model ``runs:/<id>/model`` (MLflow Keras flavour; older runs: the artifact
+``model.keras``) and its artifact ``tokenizer.json``, found in the store that
 ``seqlab-train`` writes to (``MLFLOW_TRACKING_URI``, else
 ``tracking.tracking_uri``, else ``sqlite:///<abs tracking.store_dir>/mlflow.db``).
 
@@ -101,11 +102,15 @@ def _find_artifact(client, run_id: str, name: str, path: str | None = None) -> s
     return None
 
 
-def download_run_artifacts(run_id: str, uri: str, dst: str | Path) -> tuple[Path, Path]:
-    """Download ``model.keras`` and ``tokenizer.json`` of ``run_id`` into ``dst``."""
+def load_run_model(run_id: str, uri: str, dst: str | Path):
+    """``(model, tokenizer.json path)`` of MLflow run ``run_id``: the model
+    logged with the MLflow Keras flavour (``runs:/<id>/model``), or the
+    ``model.keras`` artifact of a run logged before seqlab used the flavour."""
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
+
+    from seqlab.tracking.run import MODEL_NAME, load_logged_model
 
     client = MlflowClient(tracking_uri=uri)
     try:
@@ -116,22 +121,35 @@ def download_run_artifacts(run_id: str, uri: str, dst: str | Path) -> tuple[Path
             "(mlflow ui --backend-store-uri <uri>) or point tracking.store_dir / "
             "MLFLOW_TRACKING_URI at the store it was logged to"
         ) from err
-    paths = []
-    for name in (MODEL_ARTIFACT, TOKENIZER_ARTIFACT):
-        artifact = _find_artifact(client, str(run_id), name)
-        if artifact is None:
-            raise ConfigError(
-                f"MLflow run {run_id!r} has no {name} artifact; pick a run trained with "
-                "tracking.log_model=true, or pass model_path= and tokenizer="
-            )
-        paths.append(
-            Path(
-                mlflow.artifacts.download_artifacts(
-                    run_id=str(run_id), artifact_path=artifact, dst_path=str(dst), tracking_uri=uri
-                )
+
+    def download(artifact: str) -> Path:
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=str(run_id), artifact_path=artifact, dst_path=str(dst), tracking_uri=uri
             )
         )
-    return paths[0], paths[1]
+
+    no_model = ConfigError(
+        f"MLflow run {run_id!r} has no model ({MODEL_NAME} logged model or {MODEL_ARTIFACT} "
+        "artifact); pick a run trained with tracking.log_model=true, or pass model_path= and tokenizer="
+    )
+    tokenizer_artifact = _find_artifact(client, str(run_id), TOKENIZER_ARTIFACT)
+    if tokenizer_artifact is None:
+        raise ConfigError(
+            f"MLflow run {run_id!r} has no {TOKENIZER_ARTIFACT} artifact; pick a run of a text "
+            "task, or pass model_path= and tokenizer="
+        )
+    tokenizer_file = download(tokenizer_artifact)
+    legacy = _find_artifact(client, str(run_id), MODEL_ARTIFACT)
+    if legacy is not None:
+        return load_model(download(legacy)), tokenizer_file
+    try:
+        model = load_logged_model(
+            f"runs:/{run_id}/{MODEL_NAME}", tracking_uri=uri, dst_path=str(Path(dst) / MODEL_NAME)
+        )
+    except (MlflowException, OSError) as err:
+        raise no_model from err
+    return model, tokenizer_file
 
 
 def load_model_and_tokenizer(cfg, workdir: str | Path):
@@ -145,12 +163,9 @@ def load_model_and_tokenizer(cfg, workdir: str | Path):
         raise ConfigError("give model_path= or run_id=, not both")
     if run_id:
         tracking = OmegaConf.to_container(cfg.tracking, resolve=True) if "tracking" in cfg else {}
-        model_file, tokenizer_file = download_run_artifacts(
-            str(run_id), tracking_uri(tracking), workdir
-        )
-        if tokenizer_path:
-            tokenizer_file = tokenizer_path
-    elif model_path:
+        model, tokenizer_file = load_run_model(str(run_id), tracking_uri(tracking), workdir)
+        return model, load_tokenizer_file(tokenizer_path or tokenizer_file)
+    if model_path:
         model_file = Path(str(model_path)).expanduser()
         tokenizer_file = tokenizer_path or model_file.with_name(TOKENIZER_ARTIFACT)
     else:

@@ -341,9 +341,18 @@ def load_logged_model(model_uri: str, tracking_uri: str | None = None, dst_path:
     import mlflow.keras
 
     if tracking_uri:
-        model_uri = mlflow.artifacts.download_artifacts(
-            artifact_uri=model_uri, tracking_uri=tracking_uri, dst_path=dst_path
-        )
+        # runs:/ URIs of logged models resolve through the global tracking
+        # URI whatever download_artifacts is given: point it there meanwhile.
+        previous, env = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
+        mlflow.set_tracking_uri(tracking_uri)
+        try:
+            model_uri = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=dst_path)
+        finally:
+            mlflow.set_tracking_uri(previous)
+            if env is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = env
     return mlflow.keras.load_model(
         model_uri, custom_objects=seqlab_custom_objects(), load_model_kwargs={"compile": False}
     )
