@@ -16,8 +16,6 @@ SWEEP_TAG = "seqlab.sweep"
 OVERRIDES_TAG = "seqlab.sweep.overrides"
 KEYS_TAG = "seqlab.sweep.keys"
 PRIMARY_TAG = "seqlab.primary_metric"
-# Metrics shown after the primary one, when some child logged them.
-EXTRA_METRICS = ("val_loss", "val_perplexity", "val_bpc", "val_accuracy")
 TRAILING_METRICS = ("wall_time_s",)
 # Params that follow from the swept ones (or describe the store), never a column.
 DERIVED_PREFIXES = ("data_info.", "model_info.", "trainer_info.", "tracking.", "hydra.")
@@ -206,11 +204,16 @@ def choose_metrics(
         raise ReportError(
             f"no run of {where} logged the primary metric {primary!r}; pick one with --metric from {shown}"
         )
-    metrics = [primary]
-    metrics += [m for m in EXTRA_METRICS if m in available]
-    metrics += sorted(m for m in available if m.startswith("test_") and "/" not in m)
+    # The primary metric, the validation loss and one quality figure (the
+    # perplexity of a language model, else the accuracy), their test
+    # counterparts, the throughput and the wall time: what decides, not all
+    # of what was logged (bpc follows from the loss).
+    metrics = [primary, "val_loss"]
+    metrics += ["val_perplexity"] if "val_perplexity" in available else ["val_accuracy"]
+    metrics += [f"test_{m[4:]}" for m in list(metrics) if m.startswith("val_")]
     metrics += sorted(m for m in available if m.endswith("_per_sec") and "/" not in m)
-    metrics += [m for m in TRAILING_METRICS if m in available]
+    metrics += list(TRAILING_METRICS)
+    metrics = [m for m in metrics if m in available]
     return list(dict.fromkeys(metrics))
 
 

@@ -58,11 +58,24 @@ def _x(
     return steps, False
 
 
+# The training loss: per epoch (``loss``) or, with more points, the mean over
+# the last steps (``step/loss``, every ``tracking.log_every_n_steps``).
+TRAIN_LOSS = ("loss", "step/loss")
+
+
+def _points(hist: dict, run_id: str, metric: str) -> list[tuple[int, float]] | None:
+    runs = hist.get(run_id, {})
+    if metric != "loss":
+        return runs.get(metric)
+    candidates = [runs[k] for k in TRAIN_LOSS if runs.get(k)]
+    return max(candidates, key=len) if candidates else None
+
+
 def learning_curves(sweep: Sweep, hist: dict, path: Path) -> Path | None:
     panels = [
         m
         for m in dict.fromkeys([sweep.primary, "val_loss", "loss"])
-        if any(m in h for h in hist.values())
+        if any(_points(hist, c.run_id, m) for c in sweep.children)
     ]
     if not panels:
         return None
@@ -72,7 +85,7 @@ def learning_curves(sweep: Sweep, hist: dict, path: Path) -> Path | None:
     mapped = False
     for ax, metric in zip(axes[0], panels):
         for c in sweep.children:
-            points = hist.get(c.run_id, {}).get(metric)
+            points = _points(hist, c.run_id, metric)
             if not points:
                 continue
             x, moved = _x(points, hist[c.run_id].get("global_step"))
@@ -87,7 +100,7 @@ def learning_curves(sweep: Sweep, hist: dict, path: Path) -> Path | None:
                 color=colours[c.run_id],
                 label=label_of(sweep, c),
             )
-        ax.set_title(metric)
+        ax.set_title("loss (training)" if metric == "loss" else metric)
         ax.grid(alpha=0.3)
     from matplotlib.ticker import MaxNLocator
 

@@ -1,7 +1,6 @@
 import mlflow
 import pytest
 
-from seqlab.cli.report import main as report_main
 from seqlab.tracking.params import MAX_PARAM_LENGTH, flatten, to_params
 from seqlab.tracking.run import TrackedRun
 
@@ -51,14 +50,3 @@ def test_disabled_tracking_is_a_no_op(tmp_path):
         run.log_metrics({"x": 1.0}, step=0)
         run.set_tag("a", "b")
     assert run.run_id is None and not (tmp_path / "m").exists()
-
-
-def test_report_shows_swept_params_sorted_by_metric(tmp_path, capsys):
-    for units, loss in ((8, 2.0), (16, 1.5)):
-        with TrackedRun(_tracking(tmp_path), config={"model": {"hidden_size": units, "cell": "lstm"}}) as run:
-            run.log_metrics({"val_loss": loss}, step=1)
-    assert report_main(["--experiment", "t", "--store-dir", str(tmp_path / "mlruns"), "--metric", "val_loss", "--format", "markdown"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert "model.hidden_size" in out[0] and "model.cell" not in out[0]  # only what varies
-    assert "| 16 " in out[2] and "| 8 " in out[3]  # best first
-    assert report_main(["--experiment", "nope", "--store-dir", str(tmp_path / "mlruns")]) == 2
