@@ -144,6 +144,7 @@ class TrackedRun:
         config: dict[str, Any] | None = None,
         run_name: str | None = None,
         parent_run_id: str | None = None,
+        resume_run_id: str | None = None,
     ):
         self.tracking = dict(tracking or {})
         self.enabled = bool(self.tracking.get("enabled", True))
@@ -153,6 +154,8 @@ class TrackedRun:
         self.run_id: str | None = None
         self.tracking_uri: str | None = None
         self.experiment_id: str | None = None
+        # seqlab-train resume=<id>: re-open that run (seqlab.training.resume).
+        self.resume_run_id = resume_run_id
 
     # -- lifecycle -----------------------------------------------------
     def __enter__(self) -> TrackedRun:
@@ -168,6 +171,12 @@ class TrackedRun:
             # creating ours; our runs are always new.
             log.warning("ignoring MLFLOW_RUN_ID=%s: seqlab starts a new run", os.environ["MLFLOW_RUN_ID"])
             os.environ.pop("MLFLOW_RUN_ID")
+        if self.resume_run_id:
+            # Its name, tags, params and config.yaml stay as first logged.
+            run = mlflow.start_run(run_id=self.resume_run_id)
+            self.run_id, self.run_name = run.info.run_id, run.info.run_name
+            log.info("MLflow run %s re-opened in %s", self.run_id, self.tracking_uri)
+            return self
         metric, direction = primary_metric(self.tracking)
         tags = {**version_tags(), PRIMARY_METRIC_TAG: metric, DIRECTION_TAG: direction}
         if self.parent_run_id and sweep_keys_from_env():
@@ -286,8 +295,10 @@ class TrackedRun:
 
 
 CUSTOM_OBJECTS_NOTE = (
-    "seqlab layers (registered package 'seqlab'): import seqlab.layers before "
-    "mlflow.keras.load_model, or use seqlab.tracking.run.load_logged_model"
+    "seqlab objects (Keras package 'seqlab'): import seqlab.layers, seqlab.metrics and "
+    "seqlab.training.schedules before mlflow.keras.load_model, or pass "
+    "custom_objects=seqlab.tracking.run.seqlab_custom_objects(), or use "
+    "seqlab.tracking.run.load_logged_model(uri)"
 )
 
 
@@ -328,7 +339,11 @@ def seqlab_custom_objects() -> dict[str, Any]:
     """Every object registered under Keras' package name ``seqlab``."""
     import keras
 
-    import seqlab.layers  # noqa: F401  (registers the layers)
+    # Importing registers them: the layers, and the metrics and schedules a
+    # compiled model's config names.
+    import seqlab.layers  # noqa: F401
+    import seqlab.metrics  # noqa: F401
+    import seqlab.training.schedules  # noqa: F401
 
     return {k: v for k, v in keras.saving.get_custom_objects().items() if k.startswith("seqlab>")}
 

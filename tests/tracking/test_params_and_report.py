@@ -9,8 +9,25 @@ def test_flatten_gives_dotted_keys_and_short_strings():
     config = {"model": {"cell": {"name": "lstm", "units": 8}, "dropout": 0.0}, "x": None, "long": "a" * 9000}
     assert flatten(config) == {"model.cell.name": "lstm", "model.cell.units": 8, "model.dropout": 0.0, "x": None, "long": "a" * 9000}
     params = to_params(config)
-    assert params["model.cell.units"] == "8" and params["x"] == "null"
+    assert params["model.cell.units"] == "8" and "x" not in params  # no nulls
     assert len(params["long"]) == MAX_PARAM_LENGTH
+
+
+def test_params_are_the_user_facing_values_only():
+    config = {
+        "model": {"_target_": "seqlab.models.build_rnn_lm", "_convert_": "all", "name": "rnn_lm",
+                  "hidden_size": 32, "cell": {"name": "lstm", "init_scale": None}},
+        "optimizer": {"_target_": "keras.optimizers.Adam", "learning_rate": 0.003},
+        "callbacks": {"checkpoint": {"_target_": "seqlab.training.callbacks.LastGoodCheckpoint", "_recursive_": False}},
+        "trainer": {"epochs": 2, "verbose": 1},
+        "tracking": {"enabled": True, "store_dir": "mlruns"},
+        "tags": {},
+    }
+    assert to_params(config) == {
+        "model.name": "rnn_lm", "model.hidden_size": "32", "model.cell.name": "lstm",
+        # which class ran, said as a name, not a class path
+        "optimizer.name": "Adam", "optimizer.learning_rate": "0.003", "trainer.epochs": "2",
+    }
 
 
 def _tracking(tmp_path, **extra):
