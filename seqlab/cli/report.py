@@ -111,18 +111,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     tables = [t for t in (seeds_table(sweep), runs_table(sweep)) if t is not None]
+    markdown = args.format == "markdown"
+    text = "\n\n".join(
+        (f"{t.title}:\n" if len(tables) > 1 else "") + as_text(t, markdown) for t in tables
+    )
     if args.format and not args.out and not args.log:  # a quick look, as before
-        markdown = args.format == "markdown"
-        print(
-            "\n\n".join(
-                (f"{t.title}:\n" if len(tables) > 1 else "") + as_text(t, markdown) for t in tables
-            )
-        )
+        print(text)
         return 0
     out = Path(args.out) if args.out else default_out_dir(sweep)
     files = write_report(sweep, out)
-    print(f"{sweep.parent_name}: {len(sweep.children)} runs, best by {sweep.primary}\n")
-    print("\n\n".join(as_text(t, args.format == "markdown") for t in tables))
+    direction = "lowest" if sweep.direction == "min" else "highest"
+    print(
+        f"{sweep.parent_name}: {len(sweep.children)} runs, best ★ = {direction} {sweep.primary}\n"
+    )
+    print(text)
     if args.log:
         from mlflow.tracking import MlflowClient
 

@@ -49,7 +49,9 @@ def write_report(sweep: Sweep, out_dir: Path) -> list[Path]:
     seeds = seeds_table(sweep)
     tables = [t for t in (seeds, runs) if t is not None]
     grad_keys = grad_time_keys(sweep.children)
-    curve_keys = list(dict.fromkeys([sweep.primary, "val_loss", "loss", "step/loss", "global_step"]))
+    curve_keys = list(
+        dict.fromkeys([sweep.primary, "val_loss", "loss", "step/loss", "global_step"])
+    )
     hist = histories(sweep.tracking_uri, [c.run_id for c in sweep.children], curve_keys + grad_keys)
     images = [
         p

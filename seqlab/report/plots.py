@@ -1,19 +1,25 @@
 """The sweep's figures (matplotlib, Agg backend, no display needed).
 
 - ``learning_curves.png``: the validation and training loss (and the primary
-  metric, when it is another one) of every child against the step, overlaid.
+  metric, when it is another one) of every child against the step, overlaid;
+  the seeds of one setting share its colour, each seed its own line style.
 - ``grad_time.png``: for runs that logged ``grad_time/<layer>`` (the norm of
-  dL/dh_t with step = t, from ``callbacks=diagnostics``), one panel per child,
-  side by side on a shared log axis.
+  dL/dh_t with step = t, from ``callbacks=diagnostics``), one panel per
+  setting (its seeds overlaid), side by side on a shared log axis.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from seqlab.report.collect import SEED_KEY, Sweep
+from seqlab.report.collect import SEED_KEY, Child, Sweep
 
-MAX_LEGEND = 16
+MAX_LEGEND = 20
+LINE_STYLES = ("-", "--", ":", "-.")
+# The training loss: per epoch (``loss``) or, with more points, the mean over
+# the last steps (``step/loss``, every ``tracking.log_every_n_steps``).
+TRAIN_LOSS = ("loss", "step/loss")
 
 
 def _pyplot():
@@ -25,42 +31,52 @@ def _pyplot():
     return plt
 
 
-def label_of(sweep: Sweep, child) -> str:
-    if not sweep.keys:
+def _short(key: str) -> str:
+    """``model.cell.name`` -> ``name``, ``model/cell`` -> ``cell``."""
+    return re.split(r"[./]", key)[-1]
+
+
+def label_of(sweep: Sweep, child: Child, keys: list[str] | None = None) -> str:
+    keys = sweep.keys if keys is None else keys
+    if not keys:
         return child.name
-    return ", ".join(f"{k.rsplit('.', 1)[-1]}={child.values[k]}" for k in sweep.keys)
+    return ", ".join(f"{_short(k)}={child.values[k]}" for k in keys)
 
 
-def _colours(sweep: Sweep) -> dict[str, tuple]:
-    """One colour per child, or per seed group (seeds of one setting share it)."""
-    plt = _pyplot()
-    cmap = plt.get_cmap("tab10" if len(sweep.children) <= 10 else "tab20")
-    keys = [k for k in sweep.keys if k != SEED_KEY] if sweep.seed_grouped else None
-    groups: dict = {}
-    out = {}
+def _natural(value: str):
+    try:
+        return (0, float(value), value)
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def groups(sweep: Sweep) -> tuple[list[str], list[list[Child]]]:
+    """The settings (swept keys but the seed) and their children, in the
+    order of their values; without a seed sweep each child is its own group."""
+    keys = [k for k in sweep.keys if k != SEED_KEY] if sweep.seed_grouped else list(sweep.keys)
+    out: dict[tuple, list[Child]] = {}
     for c in sweep.children:
-        g = tuple(c.values[k] for k in keys) if keys is not None else c.run_id
-        groups.setdefault(g, len(groups))
-        out[c.run_id] = cmap(groups[g] % cmap.N)
-    return out
+        g = tuple(c.values[k] for k in keys) if sweep.seed_grouped else (c.run_id,)
+        out.setdefault(g, []).append(c)
+    members = list(out.values())
+    order = lambda c: tuple(_natural(c.values[k]) for k in sweep.keys)  # noqa: E731
+    for m in members:
+        m.sort(key=order)
+    members.sort(key=lambda m: order(m[0]))
+    return keys, members
 
 
-def _x(
-    points: list[tuple[int, float]], global_step: list[tuple[int, float]] | None
-) -> tuple[list[float], bool]:
-    """The steps of a history; per-epoch points logged at step = epoch move to
-    the global optimizer step the run logged for that epoch (``global_step``)."""
+def _x(points: list[tuple[int, float]], global_step: list[tuple[int, float]] | None):
+    """The steps of a history and whether they are optimizer steps. Per-epoch
+    points logged at step = epoch (older runs) move to the optimizer step the
+    run logged for that epoch (``global_step``)."""
     steps = [s for s, _ in points]
-    if global_step:
-        gs = dict(global_step)
-        if set(steps) <= set(gs) and len(steps) == len(gs) and any(gs[s] != s for s in steps):
-            return [gs[s] for s in steps], True
-    return steps, False
-
-
-# The training loss: per epoch (``loss``) or, with more points, the mean over
-# the last steps (``step/loss``, every ``tracking.log_every_n_steps``).
-TRAIN_LOSS = ("loss", "step/loss")
+    if not global_step:
+        return steps, False
+    gs = dict(global_step)
+    if set(steps) <= set(gs) and len(steps) == len(gs) and any(gs[s] != s for s in steps):
+        return [gs[s] for s in steps], True
+    return steps, all(v == s for s, v in gs.items())
 
 
 def _points(hist: dict, run_id: str, metric: str) -> list[tuple[int, float]] | None:
@@ -69,6 +85,16 @@ def _points(hist: dict, run_id: str, metric: str) -> list[tuple[int, float]] | N
         return runs.get(metric)
     candidates = [runs[k] for k in TRAIN_LOSS if runs.get(k)]
     return max(candidates, key=len) if candidates else None
+
+
+def _styles(sweep: Sweep):
+    """``(label, colour, line style)`` per child, children in a stable order."""
+    plt = _pyplot()
+    _, members = groups(sweep)
+    cmap = plt.get_cmap("tab10" if len(members) <= 10 else "tab20")
+    for i, group in enumerate(members):
+        for j, c in enumerate(group):
+            yield c, label_of(sweep, c), cmap(i % cmap.N), LINE_STYLES[j % len(LINE_STYLES)]
 
 
 def learning_curves(sweep: Sweep, hist: dict, path: Path) -> Path | None:
@@ -80,32 +106,23 @@ def learning_curves(sweep: Sweep, hist: dict, path: Path) -> Path | None:
     if not panels:
         return None
     plt = _pyplot()
-    colours = _colours(sweep)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 1.8, 3.8), squeeze=False)
-    mapped = False
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.8), squeeze=False)
+    optimizer_steps = True
     for ax, metric in zip(axes[0], panels):
-        for c in sweep.children:
+        for c, label, colour, style in _styles(sweep):
             points = _points(hist, c.run_id, metric)
             if not points:
                 continue
-            x, moved = _x(points, hist[c.run_id].get("global_step"))
-            mapped |= moved
-            style = "-o" if len(points) <= 12 else "-"
-            ax.plot(
-                x,
-                [v for _, v in points],
-                style,
-                ms=3,
-                lw=1.4,
-                color=colours[c.run_id],
-                label=label_of(sweep, c),
-            )
-        ax.set_title("loss (training)" if metric == "loss" else metric)
+            x, is_step = _x(points, hist[c.run_id].get("global_step"))
+            optimizer_steps &= is_step
+            marker = "o" if len(points) <= 12 else None
+            y = [v for _, v in points]
+            ax.plot(x, y, ls=style, marker=marker, ms=3, lw=1.4, color=colour, label=label)
+        ax.set_title("loss (training)" if metric == "loss" else metric, fontsize=10)
         ax.grid(alpha=0.3)
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in axes[0]:
-        ax.set_xlabel("optimizer step" if mapped else "step")
+        ax.set_xlabel("optimizer step" if optimizer_steps else "step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
@@ -126,35 +143,46 @@ def learning_curves(sweep: Sweep, hist: dict, path: Path) -> Path | None:
 
 
 def grad_time(sweep: Sweep, hist: dict, keys: list[str], path: Path) -> Path | None:
-    runs = [c for c in sweep.children if any(k in hist.get(c.run_id, {}) for k in keys)]
-    if not runs:
+    group_keys, members = groups(sweep)
+    members = [[c for c in m if any(k in hist.get(c.run_id, {}) for k in keys)] for m in members]
+    members = [m for m in members if m]
+    if not members:
         return None
     plt = _pyplot()
-    cols = min(len(runs), 4)
-    rows = -(-len(runs) // cols)
+    cols = min(len(members), 4)
+    rows = -(-len(members) // cols)
     fig, axes = plt.subplots(
         rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, sharey=True
     )
-    for ax, c in zip(axes.flat, runs):
-        for key in keys:
-            points = hist[c.run_id].get(key)
-            if points:
+    cmap = plt.get_cmap("tab10")
+    for ax, group in zip(axes.flat, members):
+        for j, c in enumerate(group):
+            for i, key in enumerate(keys):
+                points = hist[c.run_id].get(key)
+                if not points:
+                    continue
+                parts = [key.split("/", 1)[1]] if len(keys) > 1 else []
+                if sweep.seed_grouped:
+                    parts.append(f"seed={c.values[SEED_KEY]}")
                 ax.plot(
                     [s for s, _ in points],
                     [max(v, 1e-30) for _, v in points],
+                    ls=LINE_STYLES[j % len(LINE_STYLES)],
                     lw=1.3,
-                    label=key.split("/", 1)[1],
+                    color=cmap(i % cmap.N),
+                    label=", ".join(parts) or None,
                 )
         ax.set_yscale("log")
-        ax.set_title(label_of(sweep, c), fontsize=9)
+        ax.set_title(label_of(sweep, group[0], group_keys), fontsize=9)
         ax.set_xlabel("time step t")
         ax.grid(alpha=0.3, which="both")
-    for ax in axes.flat[len(runs) :]:
+        if len(keys) > 1 or sweep.seed_grouped:
+            ax.legend(fontsize=7)
+    for ax in axes.flat[len(members) :]:
         ax.set_visible(False)
-    axes[0][0].set_ylabel("‖∂L/∂h_t‖")
-    if len(keys) > 1:
-        axes[0][0].legend(fontsize=7)
-    fig.suptitle("Gradient flow through time", fontsize=11)
+    for row in axes:
+        row[0].set_ylabel(r"$\|\partial L / \partial h_t\|$")
+    fig.suptitle("Gradient flow through time: norm of dL/dh_t at each time step t", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)

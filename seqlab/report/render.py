@@ -64,7 +64,7 @@ def _summary(sweep: Sweep, table: Table) -> str:
     if table.best is None:
         return f"No run logged {sweep.primary}."
     best = table.records[table.best]
-    what = best.get("run") or ", ".join(f"{k}={best[k]}" for k in sweep.keys if k in best)
+    what = ", ".join(f"{k}={best[k]}" for k in sweep.keys if k in best) or str(best.get("run"))
     value = table.rows[table.best][
         table.header.index(next(h for h in table.header if h.startswith(sweep.primary)))
     ]

@@ -6,6 +6,7 @@ metric as mean ± std over its seeds (sample standard deviation, ``ddof=1``).
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from dataclasses import dataclass, field
 
@@ -55,14 +56,25 @@ def fmt_std(std: float) -> str:
     return f"{std:.{digits}f}"
 
 
+def _name_says_only_the_values(child, keys: list[str]) -> bool:
+    """A sweep child named ``model/cell=gru,trainer.seed=2`` says no more than
+    its swept-key columns."""
+    tokens = {t for t in re.split(r"[,\s]+", child.name) if t}
+    return bool(keys) and tokens == {f"{k}={child.values[k]}" for k in keys}
+
+
 def runs_table(sweep: Sweep) -> Table:
-    """One row per child, best first (by the primary metric)."""
-    header = ["", "run", *sweep.keys, "status", *sweep.metrics]
+    """One row per child, best first (by the primary metric). The run-name
+    column is left out when every name just repeats the swept values."""
+    show_name = not all(_name_says_only_the_values(c, sweep.keys) for c in sweep.children)
+    header = ["", *(["run"] if show_name else []), *sweep.keys, "status", *sweep.metrics]
     rows, records = [], []
     best = _best_index([c.metrics.get(sweep.primary) for c in sweep.children], sweep.direction)
     for i, c in enumerate(sweep.children):
         rows.append(
-            [BEST_MARK if i == best else "", c.name, *(c.values[k] for k in sweep.keys), c.status]
+            [BEST_MARK if i == best else "", *([c.name] if show_name else [])]
+            + [c.values[k] for k in sweep.keys]
+            + [c.status]
             + [fmt(c.metrics.get(m)) for m in sweep.metrics]
         )
         records.append(
@@ -96,7 +108,7 @@ def seeds_table(sweep: Sweep) -> Table | None:
     summary = [summary[i] for i in order]
     primary_means = [primary_means[i] for i in order]
     best = _best_index(primary_means, sweep.direction)
-    header = ["", *keys, "seeds", *(f"{m} (mean ± std)" for m in sweep.metrics)]
+    header = ["", *keys, "seeds", *sweep.metrics]
     rows, records = [], []
     for i, (values, members, per_metric) in enumerate(summary):
         seeds = ",".join(c.values[SEED_KEY] for c in members)
@@ -115,7 +127,7 @@ def seeds_table(sweep: Sweep) -> Table | None:
             record[f"{m}_mean"] = statistics.fmean(vals) if vals else None
             record[f"{m}_std"] = statistics.stdev(vals) if len(vals) > 1 else None
         records.append(record)
-    title = f"Over seeds ({SEED_KEY}): mean ± sample std"
+    title = f"Over seeds ({SEED_KEY}): mean ± sample standard deviation"
     return Table(title, header, rows, records, best, [[c.run_id for c in m] for _, m, _ in summary])
 
 
