@@ -38,7 +38,7 @@ def _tracking_uri(args) -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="seqlab-report",
-        description=__doc__.split("\n")[0],
+        description="seqlab-report: one page per sweep, from the MLflow store (offline).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n".join(__doc__.split("\n")[1:]),
     )

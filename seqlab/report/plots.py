@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from seqlab.report.collect import SEED_KEY, Child, Sweep
+from seqlab.report.table import fmt_value
 
 MAX_LEGEND = 20
 LINE_STYLES = ("-", "--", ":", "-.")
@@ -40,7 +41,7 @@ def label_of(sweep: Sweep, child: Child, keys: list[str] | None = None) -> str:
     keys = sweep.keys if keys is None else keys
     if not keys:
         return child.name
-    return ", ".join(f"{_short(k)}={child.values[k]}" for k in keys)
+    return ", ".join(f"{_short(k)}={fmt_value(child.values[k])}" for k in keys)
 
 
 def _natural(value: str):

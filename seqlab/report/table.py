@@ -39,6 +39,14 @@ def fmt(value) -> str:
     return str(value)
 
 
+def fmt_value(text: str) -> str:
+    """A swept value as shown: long floats (an Optuna learning rate,
+    ``0.0012345678``) to four significant digits, the rest as logged."""
+    if len(text) > 8 and re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)", text):
+        return f"{float(text):.4g}"
+    return text
+
+
 def fmt_mean_std(values: list[float]) -> str:
     if not values:
         return ""
@@ -73,7 +81,7 @@ def runs_table(sweep: Sweep) -> Table:
     for i, c in enumerate(sweep.children):
         rows.append(
             [BEST_MARK if i == best else "", *([c.name] if show_name else [])]
-            + [c.values[k] for k in sweep.keys]
+            + [fmt_value(c.values[k]) for k in sweep.keys]
             + [c.status]
             + [fmt(c.metrics.get(m)) for m in sweep.metrics]
         )
@@ -113,7 +121,7 @@ def seeds_table(sweep: Sweep) -> Table | None:
     for i, (values, members, per_metric) in enumerate(summary):
         seeds = ",".join(c.values[SEED_KEY] for c in members)
         rows.append(
-            [BEST_MARK if i == best else "", *values, f"{len(members)} ({seeds})"]
+            [BEST_MARK if i == best else "", *map(fmt_value, values), f"{len(members)} ({seeds})"]
             + [fmt_mean_std(per_metric[m]) for m in sweep.metrics]
         )
         record: dict[str, object] = {
