@@ -194,3 +194,25 @@ def test_all_runs_of_an_experiment_without_sweeps(tmp_path, client, capsys):
     out = capsys.readouterr().out.splitlines()
     assert "model.hidden_size" in out[0] and "model.cell" not in out[0]
     assert "| 16 " in out[2] and "★" in out[2] and "| 8 " in out[3]
+
+
+def test_keys_tag_of_a_search_and_long_float_values(tmp_path, client, capsys):
+    children = [
+        {
+            "name": f"trial {i}",
+            "params": {
+                "optimizer.learning_rate": lr,
+                "model.dropout": 0.1 * i,
+                "trainer.epochs": 2,
+            },
+            "final": {"val_loss": loss},
+        }
+        for i, (lr, loss) in enumerate((("0.0012345678", 2.0), ("0.00031415926", 1.8)))
+    ]
+    # Optuna studies tag their keys as a JSON list; only those are columns.
+    tags = {"seqlab.sweep.keys": '["optimizer.learning_rate"]'}
+    make_sweep(client, "", children, parent_tags=tags)
+    assert _report(tmp_path, "--format", "text") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["run", "optimizer.learning_rate", "status", "val_loss"]
+    assert lines[2].split()[:4] == ["★", "trial", "1", "0.0003142"]
