@@ -17,6 +17,7 @@ runs.csv and the learning-curve PNGs to --out (default reports/<parent run>/).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -89,6 +90,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The console script; a closed pipe (``seqlab-report | head``) ends quietly."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # Python's recipe: point stdout at devnull so the exit flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(argv: list[str] | None) -> int:
     quiet_tensorflow()
     args = parser().parse_args(argv)
 

@@ -216,3 +216,22 @@ def test_keys_tag_of_a_search_and_long_float_values(tmp_path, client, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["run", "optimizer.learning_rate", "status", "val_loss"]
     assert lines[2].split()[:4] == ["★", "trial", "1", "0.0003142"]
+
+
+def test_a_failed_child_is_listed_last_and_never_best(tmp_path, client):
+    children = [
+        {
+            "name": "model.hidden_size=8",
+            "params": {"model.hidden_size": 8},
+            "final": {"val_loss": 2.0},
+        },
+        {"name": "model.hidden_size=16", "params": {"model.hidden_size": 16}, "status": "FAILED"},
+    ]
+    parent, (ok, failed) = make_sweep(client, "model.hidden_size=8,16", children)
+    build_sweep_report(store_uri(tmp_path), parent, tmp_path / "out")
+    rows = _rows(tmp_path / "out" / "runs.csv")
+    assert [(r["run_id"], r["status"], r["best"], r["val_loss"]) for r in rows] == [
+        (ok, "FINISHED", "True", "2.0"),
+        (failed, "FAILED", "False", ""),
+    ]
+    assert '<td class="status-FAILED">FAILED</td>' in (tmp_path / "out" / "report.html").read_text()
