@@ -105,7 +105,8 @@ def test_a_new_task_and_model_train_and_track_through_the_unchanged_core(tmp_pat
     assert "tokens_per_sec" not in r.data.metrics
     assert r.data.metrics["test_exact_accuracy"] == results["test_exact_accuracy"] > 0.6  # learns something
     artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
-    assert {"task.txt", "note.txt", "config.yaml", "model.keras"} <= artifacts
+    assert {"task.txt", "note.txt", "config.yaml"} <= artifacts
+    assert [m.source_run_id for m in client.search_logged_models([r.info.experiment_id])] == [r.info.run_id]
 
 
 def test_debug_fast_limits_any_task_without_touching_it(tmp_path):

@@ -37,7 +37,9 @@ def test_run_records_params_metrics_artifacts_and_tags(tmp_path, data_dir):
     for tag in ("seqlab.version", "tensorflow.version", "keras.version"):
         assert tag in r.data.tags
     artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
-    assert {"config.yaml", "model.keras", "tokenizer.json", "samples.txt"} <= artifacts
+    assert {"config.yaml", "tokenizer.json", "samples.txt"} <= artifacts
+    # the model is an MLflow logged model (Keras flavour): runs:/<id>/model
+    assert [m.source_run_id for m in client.search_logged_models([r.info.experiment_id])] == [r.info.run_id]
     # bpc is loss in bits
     assert r.data.metrics["val_bpc"] == pytest.approx(r.data.metrics["val_loss"] / 0.6931471805599453, rel=1e-3)
 
