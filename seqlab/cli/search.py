@@ -49,11 +49,13 @@ def _launch_workers(args: list[str], search) -> int:
 
 
 def _print_summary(summary, objective: str) -> None:
+    running = f" ({summary.n_running} still running in other workers)" if summary.n_running else ""
+    head = f"study {summary.study_name!r}: {summary.n_finished} trials finished{running}"
     if summary.best_value is None:
-        print(f"study {summary.study_name!r}: {summary.n_finished} trials finished, none completed")
+        print(f"{head}, none completed")
         return
-    print(f"study {summary.study_name!r}: {summary.n_finished} trials finished; best trial "
-          f"{summary.best_trial}: {objective}={summary.best_value:.4f} {summary.best_values}")
+    print(f"{head}; best trial {summary.best_trial}: {objective}={summary.best_value:.4f} "
+          f"{summary.best_values}")
     if summary.parent_run_id:
         print(f"MLflow parent run {summary.parent_run_id}")
 

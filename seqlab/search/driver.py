@@ -35,6 +35,7 @@ class SearchSummary:
     parent_run_id: str | None
     outcomes: list[TrialOutcome]  # the trials this worker ran
     n_finished: int
+    n_running: int  # trials other workers are still running
     best_value: float | None
     best_values: dict[str, Any] | None
     best_trial: int | None
@@ -102,6 +103,7 @@ def summarize(shared: SharedStudy, parent: str | None, outcomes: list[TrialOutco
         parent_run_id=parent,
         outcomes=outcomes,
         n_finished=len(shared.finished()),
+        n_running=len(shared.running()),
         best_value=None if best is None else best.value,
         best_values=None if best is None else dict(best.params),
         best_trial=None if best is None else best.number,
