@@ -34,6 +34,7 @@ from seqlab.tracking import TrackedRun
 from seqlab.tracking.keras_callback import MetricsLogger
 from seqlab.training.context import RunCallback, RunContext
 from seqlab.training.optim import build_optimizer
+from seqlab.training.resume import OUTPUT_DIR_TAG, find_resume_point, mark_resumed, op_determinism
 from seqlab.walk import walk_layers
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ def validate(cfg: DictConfig) -> None:
     jit = OmegaConf.select(cfg, "trainer.jit_compile")
     if jit not in ("auto", True, False):
         raise ConfigError(f"trainer.jit_compile must be auto, true or false, got {jit!r}")
+    deterministic = OmegaConf.select(cfg, "trainer.deterministic", default=False)
+    if deterministic not in (True, False):
+        raise ConfigError(f"trainer.deterministic must be true or false, got {deterministic!r}")
 
 
 def is_recurrent(model: keras.Model) -> bool:
@@ -100,19 +104,35 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     """
     validate(cfg)
     output_dir = Path(output_dir or _default_output_dir()).resolve()
-    output_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     tracking = resolved.get("tracking") or {"enabled": False}
     trainer = cfg.trainer
+    # resume=<run_id> (seqlab.training.resume): checked before the run is re-opened.
+    resume = None
+    if cfg.get("resume"):
+        resume = find_resume_point(str(cfg.resume), tracking, epochs=int(trainer.epochs),
+                                   seed=trainer.get("seed"), output_dir=output_dir)
+        output_dir = resume.output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
 
-    with TrackedRun(tracking, config=resolved) as tracker:
+    with (
+        TrackedRun(tracking, config=resolved, resume_run_id=resume and resume.run_id) as tracker,
+        op_determinism(bool(trainer.get("deterministic", False))),
+    ):
         keras.utils.set_random_seed(int(trainer.seed))
+        tracker.set_tag(OUTPUT_DIR_TAG, str(output_dir))
+        if resume is not None and tracker.enabled:
+            mark_resumed(tracking, resume)
         start = time.perf_counter()
         data = build(cfg.data, batch_size=trainer.batch_size, seed=trainer.seed)
         tracker.log_params({f"data_info.{k}": v for k, v in data.info.items()})
         for path in data.save_artifacts(output_dir) if data.save_artifacts else []:
             tracker.log_artifact(path)
 
+        # Again: building the data may draw from the global generators (a
+        # first TFDS prepare does, a cached load does not), and the initial
+        # weights must not depend on that.
+        keras.utils.set_random_seed(int(trainer.seed))
         model = build(cfg.model, **data.model_kwargs)
         steps_per_epoch = trainer.steps_per_epoch or data.steps_per_epoch
         if not steps_per_epoch:
@@ -152,9 +172,17 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         for callback in run_callbacks:
             callback.bind(context)
 
+        train = data.train.repeat() if trainer.steps_per_epoch else data.train
+        if resume is not None:
+            # Weights, optimizer (step, moments), random states, data position.
+            resume.restore(model)
+            train = resume.train_dataset(data.train, steps_per_epoch=trainer.steps_per_epoch)
+            log.info("resuming run %s %s", resume.run_id, resume.describe())
+
         # The logger goes last: metrics other callbacks add to ``logs`` are logged too.
         model.fit(
-            data.train.repeat() if trainer.steps_per_epoch else data.train,
+            train,
+            initial_epoch=resume.epoch if resume is not None else 0,
             validation_data=data.validation,
             validation_steps=trainer.get("validation_steps"),
             epochs=int(trainer.epochs),

@@ -3,6 +3,7 @@
     seqlab-train                                   # the main job (char LSTM, Tiny Shakespeare)
     seqlab-train model.hidden_size=128 trainer.epochs=2
     seqlab-train -m model/cell=lstm,gru            # a sweep: one MLflow parent run
+    seqlab-train resume=<run_id>                   # continue an interrupted run (same MLflow run)
 """
 
 from __future__ import annotations
@@ -36,6 +37,18 @@ def _job_name() -> str | None:
     return ",".join(named) or f"job {hc.job.num}"
 
 
+def _resume_config(cfg: DictConfig) -> DictConfig:
+    """``resume=<run_id>``: the run's own config, plus the few overrides
+    :data:`seqlab.training.resume.RESUME_OVERRIDES` allows."""
+    from seqlab.errors import ConfigError
+    from seqlab.training.resume import resume_config
+
+    hc = HydraConfig.get()
+    if hc.mode == RunMode.MULTIRUN:
+        raise ConfigError(f"resume={cfg.resume} continues one run; drop -m/--multirun")
+    return resume_config(cfg, list(hc.overrides.task))
+
+
 @hydra.main(version_base="1.3", config_path="pkg://seqlab.conf", config_name="train")
 def _app(cfg: DictConfig) -> float | None:
     from seqlab.experiment import run
@@ -45,6 +58,8 @@ def _app(cfg: DictConfig) -> float | None:
         with open_dict(cfg):
             cfg.tracking.run_name = name
     try:
+        if cfg.get("resume"):
+            cfg = _resume_config(cfg)
         results = run(cfg, output_dir=HydraConfig.get().runtime.output_dir)
     except SeqlabError as err:
         # One line the user can act on; the MLflow run is already closed FAILED.

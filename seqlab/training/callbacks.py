@@ -16,17 +16,28 @@ import numpy as np
 
 from seqlab.errors import TrainingDiverged
 from seqlab.training.context import RunCallback, RunContext
+from seqlab.training.resume import CHECKPOINT_DIR, capture_state, state_path, write_checkpoint
 
 log = logging.getLogger(__name__)
 
 
 class LastGoodCheckpoint(RunCallback):
-    """Saves the whole model to ``<output_dir>/<filename>`` after every epoch
-    whose loss is finite, so a diverged run keeps its last good state."""
+    """Saves the whole model with its optimizer to ``<output_dir>/<filename>``
+    after every epoch whose loss is finite, so a diverged run keeps its last
+    good state, and beside it (``last.json``) what an exact resume needs
+    besides: epochs and steps done, the seed, the random states
+    (:mod:`seqlab.training.resume`). Both files are replaced atomically.
 
-    def __init__(self, filename: str = "checkpoints/last.keras"):
+    ``log_artifacts``: also log both files as the run's ``checkpoints/``
+    artifacts every epoch, so ``seqlab-train resume=<run_id>`` works where the
+    run's folder is gone (another machine, a server store); off by default
+    (an upload of the model per epoch).
+    """
+
+    def __init__(self, filename: str = "checkpoints/last.keras", log_artifacts: bool = False):
         super().__init__()
         self.filename = filename
+        self.log_artifacts = bool(log_artifacts)
         self.path: Path | None = None
         self.saved_epochs: list[int] = []
 
@@ -41,8 +52,12 @@ class LastGoodCheckpoint(RunCallback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             return
-        self.model.save(self.path)
+        seed = ((self.context.config or {}).get("trainer") or {}).get("seed")
+        write_checkpoint(self.model, self.path, capture_state(self.model, epoch=epoch + 1, seed=seed))
         self.saved_epochs.append(epoch)
+        if self.log_artifacts:
+            for path in (self.path, state_path(self.path)):
+                self.context.log_artifact(path, CHECKPOINT_DIR)
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
@@ -52,16 +67,13 @@ class StopOnNonFinite(keras.callbacks.Callback):
     closed as FAILED with that reason while the last good checkpoint stays.
     """
 
-    def __init__(self):
-        super().__init__()
-        self.global_step = 0
-
     def on_train_batch_end(self, batch, logs=None):
-        self.global_step += 1
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(float(loss)):
+            # The optimizer's counter: right in a resumed run too.
+            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
             raise TrainingDiverged(
-                f"loss became {float(loss)} at step {self.global_step} (epoch batch {batch}); "
+                f"loss became {float(loss)} at step {step} (epoch batch {batch}); "
                 "lower optimizer.learning_rate or set trainer.clipnorm (the last good "
                 "checkpoint was kept)"
             )
