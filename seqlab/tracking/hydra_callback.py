@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["MLflowMultirunCallback", "SWEEP_KEYS_ENV", "swept_keys", "sweep_name"]
 BEST_CHILD_TAG = "seqlab.best_child"
+#: The sweep's comparison in the MLflow UI (a link relative to the UI root).
+UI_VIEW_TAG = "seqlab.ui_view"
 
 
 def swept_keys(config: DictConfig) -> list[str]:
@@ -80,15 +82,27 @@ def best_child(children, metric: str, direction: str):
     return pick(scored, key=lambda c: c.data.metrics[metric])
 
 
+def param_for_key(key: str, params) -> str:
+    """The param a swept key shows up as: ``model.hidden_size`` itself; a
+    config-group choice ``model/cell`` as ``model.cell.name`` when the group
+    names itself, else the key unchanged."""
+    if key in params or "/" not in key:
+        return key
+    named = key.replace("/", ".") + ".name"
+    return named if named in params else key
+
+
 def write_children_csv(children, keys: list[str], metric: str, path: Path) -> Path:
     """One row per child: run id, name, status, the swept params, the metric."""
+    params = set().union(*(c.data.params for c in children)) if children else set()
+    columns = [param_for_key(k, params) for k in keys]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["run_id", "run_name", "status", *keys, metric])
+        writer.writerow(["run_id", "run_name", "status", *columns, metric])
         for c in sorted(children, key=lambda c: c.info.start_time or 0):
             writer.writerow([
                 c.info.run_id, c.info.run_name, c.info.status,
-                *(c.data.params.get(k, "") for k in keys), c.data.metrics.get(metric, ""),
+                *(c.data.params.get(k, "") for k in columns), c.data.metrics.get(metric, ""),
             ])
     return path
 
@@ -159,10 +173,27 @@ class MLflowMultirunCallback(Callback):
             client.log_metric(self.parent_run_id, f"best_{self.metric}", best.data.metrics[self.metric])
             client.set_tag(self.parent_run_id, BEST_CHILD_TAG, best.info.run_id)
             client.set_tag(self.parent_run_id, f"{BEST_CHILD_TAG}.name", best.info.run_name)
+        self._save_view(client, children)
         with tempfile.TemporaryDirectory(prefix="seqlab-sweep-") as tmp:
             path = write_children_csv(children, self.keys, self.metric, Path(tmp) / "children.csv")
             client.log_artifact(self.parent_run_id, str(path))
             self._log_report(client, Path(tmp) / "report")
+
+    def _save_view(self, client, children) -> None:
+        """A runs-table view of just the children: the swept params and the
+        primary metric as columns, best first."""
+        from seqlab.tracking.store import save_runs_view, ui_url
+
+        params = set().union(*(c.data.params for c in children)) if children else set()
+        metrics = list(dict.fromkeys([self.metric, "val_loss", "loss", "wall_time_s"]))
+        link = save_runs_view(
+            client, client.get_run(self.parent_run_id).info.experiment_id, f"sweep-{self.parent_run_id}",
+            [*(("params", param_for_key(k, params)) for k in self.keys), *(("metrics", m) for m in metrics)],
+            search_filter=f"tags.mlflow.parentRunId = '{self.parent_run_id}'",
+            order_by=("metrics", self.metric), ascending=self.direction == "min",
+        )
+        client.set_tag(self.parent_run_id, UI_VIEW_TAG, link)
+        log.info("sweep compared in the MLflow UI: %s", ui_url(self.tracking_uri, link))
 
     def _log_report(self, client, out_dir: Path) -> None:
         try:

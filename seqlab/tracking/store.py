@@ -20,6 +20,19 @@ from mlflow.tracking import MlflowClient
 # page: without it the UI opens on the GenAI overview (traces, latency).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+# MLflow 3.17's UI opens on the GenAI pages unless the browser chose "Model
+# training" once (remembered in its local storage) or the link says so.
+UI_QUERY = "workflowType=machine_learning"
+# A runs-table view (columns, filter, order) the UI loads from an experiment
+# tag when a link carries ``viewStateShareKey=<key>`` (its "share" feature).
+SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
+#: The experiment's default runs view: what a seqlab run is compared on.
+DEFAULT_VIEW = "seqlab"
+DEFAULT_VIEW_COLUMNS = (
+    ("params", "model.name"), ("params", "model.cell.name"), ("params", "model.hidden_size"),
+    ("params", "optimizer.learning_rate"),
+    ("metrics", "val_loss"), ("metrics", "best_val_loss"), ("metrics", "test_loss"), ("metrics", "wall_time_s"),
+)
 
 
 def default_store_dir(store_dir: str | os.PathLike = "mlruns") -> Path:
@@ -63,15 +76,68 @@ def ensure_experiment(tracking: dict[str, Any]) -> tuple[str, str]:
     name = tracking.get("experiment_name") or "seqlab"
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        # An experiment made before seqlab set these (a kind the user chose is kept).
         if EXPERIMENT_KIND_TAG not in experiment.tags:
-            # An experiment made before seqlab set the kind (a kind the user
-            # chose is kept).
             client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        if SHARED_VIEW_PREFIX + DEFAULT_VIEW not in experiment.tags:
+            save_runs_view(client, experiment.experiment_id, DEFAULT_VIEW, DEFAULT_VIEW_COLUMNS)
         return uri, experiment.experiment_id
     try:
-        return uri, client.create_experiment(
+        experiment_id = client.create_experiment(
             name, artifact_location=artifact_location(tracking), tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
         )
     except mlflow.exceptions.MlflowException:
         # Another process created it between our lookup and create.
         return uri, client.get_experiment_by_name(name).experiment_id
+    save_runs_view(client, experiment_id, DEFAULT_VIEW, DEFAULT_VIEW_COLUMNS)
+    return uri, experiment_id
+
+
+def save_runs_view(client: MlflowClient, experiment_id: str, key: str, columns, search_filter: str = "",
+                   order_by: tuple[str, str] | None = None, ascending: bool = True,
+                   expanded: tuple[str, ...] = ()) -> str:
+    """Store a runs-table view as the experiment tag the MLflow UI's shared
+    views read, and return its link relative to the UI root
+    (``#/experiments/<id>/runs?...&viewStateShareKey=<key>``).
+
+    ``columns`` and ``order_by`` are ``(kind, name)`` pairs, kind one of
+    ``params``, ``metrics``, ``tags``, ``attributes``. The format is the
+    UI's, not a documented API: should a later UI not read it, the link
+    says the view is invalid and the table shows its defaults.
+    """
+    import json
+
+    def column(kind: str, name: str) -> str:
+        return f"{kind}.`{name}`"
+
+    state = {
+        # search facets
+        "searchFilter": search_filter,
+        "orderByKey": column(*order_by) if order_by else "attributes.start_time",
+        "orderByAsc": bool(ascending) if order_by else False,
+        "startTime": "ALL", "lifecycleFilter": "Active", "modelVersionFilter": "All Runs", "datasetsFilter": [],
+        # table state
+        "selectedColumns": [column(kind, name) for kind, name in columns],
+        "columnOrder": [], "columnWidths": {}, "runsExpanded": {run_id: True for run_id in expanded},
+        "runsPinned": [], "runsHidden": [], "runsVisibilityMap": {}, "runsHiddenMode": "FIRST_20_RUNS",
+        "viewMaximized": False, "runListHidden": False, "isAccordionReordered": False,
+        "useGroupedValuesInCharts": True, "hideEmptyCharts": True, "groupBy": None, "groupsExpanded": {},
+        "autoRefreshEnabled": True,
+        "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
+    }
+    client.set_experiment_tag(experiment_id, SHARED_VIEW_PREFIX + key, json.dumps(state))
+    return runs_view_link(experiment_id, key)
+
+
+def runs_view_link(experiment_id: str, key: str | None = None) -> str:
+    """``#/experiments/<id>/runs?workflowType=machine_learning[&viewStateShareKey=<key>]``."""
+    view = f"&viewStateShareKey={key}" if key else ""
+    return f"#/experiments/{experiment_id}/runs?{UI_QUERY}{view}"
+
+
+def ui_url(tracking_uri: str, link: str) -> str:
+    """The UI address of ``link``: on the tracking server, or for a local
+    store on ``mlflow ui``'s default address, with the command that serves it."""
+    if str(tracking_uri).startswith(("http://", "https://")):
+        return f"{str(tracking_uri).rstrip('/')}/{link}"
+    return f"http://127.0.0.1:5000/{link} (after: mlflow ui --backend-store-uri {tracking_uri})"
