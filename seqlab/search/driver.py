@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 
 from seqlab.search.config import SearchConfig
 from seqlab.search.objective import TrialOutcome, run_trial
+from seqlab.search.space import short
 from seqlab.search.study import RUN_ATTR, SharedStudy
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def run_search(search: SearchConfig, worker_index: int = 0) -> SearchSummary:
             value = "" if outcome.value is None else f" {search.objective}={outcome.value:.4f}"
             extra = f" ({outcome.message})" if outcome.message and outcome.state != "complete" else ""
             print(f"trial {outcome.number} {outcome.state}{value}{extra}: "
-                  + ", ".join(f"{k}={v}" for k, v in outcome.values.items()), flush=True)
+                  + ", ".join(f"{k}={short(v)}" for k, v in outcome.values.items()), flush=True)
             update_parent(shared, client, parent)
     except KeyboardInterrupt:
         status = "KILLED"
