@@ -23,7 +23,7 @@ class MetricsLogger(keras.callbacks.Callback):
     Keras' running mean since the epoch began), ``step/lr`` and
     ``step/<unit>_per_sec`` (the batches since the last log over their time;
     the window restarts at each epoch, so validation and the epoch boundary
-    are not counted).
+    are not counted; a window cut to under half by the boundary logs none).
 
     ``unit`` and ``items_per_batch`` come from the data bundle (tokens for a
     language model, images, sequences); ``items_per_batch=None`` logs no
@@ -75,9 +75,11 @@ class MetricsLogger(keras.callbacks.Callback):
             if count > 0:
                 metrics["step/loss"] = (total - self._prev_sum) / count
             self._prev_sum, self._prev_count = total, batch + 1
-        if self.items_per_batch and self._window_batches:
+        if self.items_per_batch and 2 * self._window_batches >= self.every:
             # The batches actually in this window: after an epoch boundary it
             # holds fewer than ``every`` (counting ``every`` gave 10x spikes).
+            # A window of a batch or two after the boundary times mostly the
+            # new epoch's input pipeline start: none is logged for it.
             elapsed = now - self._window_start
             metrics[f"step/{self.throughput_key}"] = (
                 self._window_batches * self.items_per_batch / max(elapsed, 1e-9)

@@ -74,6 +74,25 @@ def test_throughput_window_after_an_epoch_boundary_counts_its_own_batches(monkey
     assert [s for s, _ in per_step] == [4, 8]
     # 100 tokens per 0.1 s batch = 1000 tokens/s, every window.
     assert [v for _, v in per_step] == [pytest.approx(1000.0), pytest.approx(1000.0)]
+
+
+def test_a_window_of_one_batch_after_the_boundary_logs_no_throughput(monkeypatch):
+    """5 batches an epoch, a log every 3 steps: step 6 is epoch 2's first
+    batch, mostly the time its input pipeline takes to start."""
+    clock = _Clock()
+    monkeypatch.setattr(keras_callback.time, "perf_counter", clock)
+    logged = []
+    cb = MetricsLogger(lambda m, step: logged.append((step, m)), log_every_n_steps=3, items_per_batch=100, unit="tokens")
+    model = _Model()
+    cb.set_model(model)
+    for epoch in range(2):
+        cb.on_epoch_begin(epoch)
+        _train(cb, model, clock, 5)
+        cb.on_epoch_end(epoch, {"loss": 1.0})
+    step_logs = {s: m for s, m in logged if "step/lr" in m}
+    assert sorted(step_logs) == [3, 6, 9]
+    assert "step/tokens_per_sec" not in step_logs[6] and "step/loss" in step_logs[6]
+    assert step_logs[9]["step/tokens_per_sec"] == pytest.approx(1000.0)
     epochs = [(s, m["epoch"]) for s, m in logged if "epoch" in m]
     assert epochs == [(5, 1.0), (10, 2.0)]
 
