@@ -375,7 +375,7 @@ def _download_checkpoint(client, run_id: str, checkpoint: Path) -> bool:
         return False
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     for name in (CHECKPOINT_NAME, state_path(Path(CHECKPOINT_NAME)).name):
-        client.download_artifacts(run_id, f"{CHECKPOINT_DIR}/{name}", str(checkpoint.parent.parent))
+        client.download_artifacts(run_id, f"{CHECKPOINT_DIR}/{name}", str(checkpoint.parent))
     return True
 
 

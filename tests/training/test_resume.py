@@ -21,6 +21,7 @@ from seqlab.training.resume import (
     RESUMED_TAG,
     capture_state,
     fast_forward,
+    find_resume_point,
     restore_random_state,
     resume_config,
 )
@@ -68,15 +69,25 @@ def test_interrupted_then_resumed_run_ends_like_an_uninterrupted_one(tmp_path, d
     client = store_client(tmp_path)
     full = run(compose_cfg(tmp_path, *SMALL), output_dir=tmp_path / "full")
 
-    # Ctrl-C in epoch 2, three steps after the epoch-1 checkpoint.
+    # Ctrl-C in epoch 2, three steps after the epoch-1 checkpoint (also logged as artifacts).
     with pytest.raises(KeyboardInterrupt):
-        run(_interrupted_cfg(tmp_path, STEPS_PER_EPOCH + 3), output_dir=tmp_path / "cut")
+        run(_interrupted_cfg(tmp_path, STEPS_PER_EPOCH + 3, "+callbacks.checkpoint.log_artifacts=true"),
+            output_dir=tmp_path / "cut")
     (cut,) = [r for r in client.search_runs([client.get_experiment_by_name("seqlab").experiment_id])
               if r.info.run_id != full["run_id"]]
     assert cut.info.status == "KILLED"
     assert cut.data.tags[OUTPUT_DIR_TAG] == str((tmp_path / "cut").resolve())
     state = json.loads((tmp_path / "cut" / "checkpoints" / "last.json").read_text())
     assert (state["epoch"], state["global_step"]) == (1, STEPS_PER_EPOCH)
+
+    # Without the run's folder, the checkpoint comes from the run's artifacts.
+    (tmp_path / "cut").rename(tmp_path / "moved")
+    point = find_resume_point(cut.info.run_id, {"store_dir": str(tmp_path / "mlruns")}, epochs=3, seed=0,
+                              output_dir=tmp_path / "fresh")
+    assert (point.checkpoint, point.epoch, point.global_step) == (
+        tmp_path / "fresh" / "checkpoints" / "last.keras", 1, STEPS_PER_EPOCH)
+    assert point.checkpoint.read_bytes() == (tmp_path / "moved" / "checkpoints" / "last.keras").read_bytes()
+    (tmp_path / "moved").rename(tmp_path / "cut")
 
     # Resumed from another folder: the checkpoint is found through the tag.
     resumed = run(_resume(tmp_path, cut.info.run_id), output_dir=tmp_path / "elsewhere")
