@@ -106,6 +106,10 @@ class SearchConfig:
                 if cfg.get("callbacks") is None:
                     cfg.callbacks = {}
                 cfg.callbacks.optuna_pruning = {"_target_": PRUNING_TARGET, "monitor": self.objective}
+            # What decides the best run, for the runs table and seqlab-report.
+            if "primary_metric" in cfg.tracking:
+                cfg.tracking.primary_metric = self.objective
+                cfg.tracking.primary_metric_direction = "min" if self.direction == "minimize" else "max"
             described = ",".join(f"{k}={short(v)}" for k, v in values.items())
             prefix = cfg.tracking.get("run_name") or self.study_name
             cfg.tracking.run_name = f"{prefix} #{number} {described}"

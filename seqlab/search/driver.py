@@ -138,7 +138,10 @@ def update_parent(shared: SharedStudy, client: Any, parent: str | None, final_st
         client.set_tag(parent, "seqlab.search.best_trial", str(best.number))
         client.set_tag(parent, "seqlab.search.best_params", json.dumps(best.params))
         if best.user_attrs.get(RUN_ATTR):
+            from seqlab.tracking.hydra_callback import BEST_CHILD_TAG
+
             client.set_tag(parent, "seqlab.search.best_run_id", best.user_attrs[RUN_ATTR])
+            client.set_tag(parent, BEST_CHILD_TAG, best.user_attrs[RUN_ATTR])
     rows = ["number,state,value," + ",".join(search.keys) + ",mlflow_run_id"]
     for t in trials:
         rows.append(",".join([str(t.number), t.state.name, "" if t.value is None else repr(t.value),

@@ -18,6 +18,7 @@ How a trial ends, in Optuna and in MLflow:
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -45,20 +46,22 @@ class TrialOutcome:
 
 
 @contextmanager
-def _parent_env(parent_run_id: str | None):
-    """Children attach to the parent through the env var TrackedRun reads."""
-    from seqlab.tracking.run import PARENT_RUN_ENV
+def _sweep_env(parent_run_id: str | None, keys: list[str]):
+    """Children attach to the parent, and tag the searched keys, through the
+    env vars TrackedRun reads (as in a Hydra sweep)."""
+    from seqlab.tracking.run import PARENT_RUN_ENV, SWEEP_KEYS_ENV
 
-    old = os.environ.get(PARENT_RUN_ENV)
-    if parent_run_id:
-        os.environ[PARENT_RUN_ENV] = parent_run_id
+    values = {PARENT_RUN_ENV: parent_run_id, SWEEP_KEYS_ENV: json.dumps(keys) if parent_run_id else None}
+    old = {name: os.environ.get(name) for name in values}
+    os.environ.update({name: value for name, value in values.items() if value})
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop(PARENT_RUN_ENV, None)
-        else:
-            os.environ[PARENT_RUN_ENV] = old
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def find_child_run(client, parent_run_id: str | None, study_name: str, number: int) -> str | None:
@@ -98,7 +101,7 @@ def run_trial(shared: SharedStudy, trial: optuna.Trial, parent_run_id: str | Non
         cfg = search.trial_config(trial.number, values, parent_run_id)
         attr("seqlab.overrides", " ".join(search.trial_overrides(values)))
         output_dir = search.output_dir / search.study_name / f"trial_{trial.number:04d}"
-        with _parent_env(parent_run_id), active_trial(trial):
+        with _sweep_env(parent_run_id, search.keys), active_trial(trial):
             results = run(cfg, output_dir=output_dir)
     except optuna.TrialPruned as pruned:
         outcome.state, outcome.message = "pruned", str(pruned)

@@ -186,7 +186,12 @@ class SharedStudy:
     def parent_run(self, client, experiment_id: str) -> str:
         """The study's parent run: created once (under the lock), then found
         again by every worker and every resumed search."""
-        from seqlab.tracking.run import version_tags
+        from seqlab.tracking.run import (
+            DIRECTION_TAG,
+            PRIMARY_METRIC_TAG,
+            SWEEP_KEYS_TAG,
+            version_tags,
+        )
 
         with file_lock(self.lock_path):
             attrs = optuna.load_study(study_name=self.search.study_name, storage=self.storage).user_attrs
@@ -209,7 +214,9 @@ class SharedStudy:
                     "seqlab.sweep": "parent",
                     "seqlab.sweep.kind": "optuna",
                     "seqlab.sweep.overrides": " ".join(search.command),
-                    "seqlab.sweep.keys": json.dumps(search.keys),
+                    SWEEP_KEYS_TAG: ",".join(search.keys),
+                    PRIMARY_METRIC_TAG: search.objective,
+                    DIRECTION_TAG: "min" if search.direction == "minimize" else "max",
                     "seqlab.search.study": search.study_name,
                     "seqlab.search.preset": search.preset,
                     "seqlab.search.objective": search.objective,

@@ -78,6 +78,11 @@ def test_a_hopeless_trial_is_pruned(tmp_path, data_dir):
     assert parent.info.run_name == "search tiny" and parent.info.status == "FINISHED"
     assert parent.data.tags["seqlab.search.trials.pruned"] == "1"
     assert parent.data.tags["seqlab.search.best_run_id"] == by_trial[summary.best_trial].info.run_id
+    assert parent.data.tags["seqlab.best_child"] == by_trial[summary.best_trial].info.run_id
+    assert parent.data.tags["seqlab.primary_metric"] == "val_loss"
+    assert parent.data.tags["seqlab.sweep.keys"] == "optimizer.learning_rate,model.hidden_size"
+    assert by_trial[0].data.tags["seqlab.sweep.keys"] == "optimizer.learning_rate,model.hidden_size"
+    assert by_trial[0].data.tags["seqlab.primary_metric"] == "val_loss"
     assert parent.data.metrics["best_val_loss"] == pytest.approx(summary.best_value)
     assert [a.path for a in client.list_artifacts(parent.info.run_id, "search")] == ["search/trials.csv"]
 
