@@ -192,7 +192,10 @@ class TrackedRun:
         if self.config:
             self.log_params(to_params(self.config))
             self.log_text(yaml.safe_dump(self.config, sort_keys=False), "config.yaml")
-        log.info("MLflow run %s in %s", self.run_id, self.tracking_uri)
+        from seqlab.tracking.store import UI_QUERY, ui_url
+
+        link = f"#/experiments/{self.experiment_id}/runs/{self.run_id}?{UI_QUERY}"
+        log.info("MLflow run %s in %s: %s", self.run_id, self.tracking_uri, ui_url(self.tracking_uri, link))
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:

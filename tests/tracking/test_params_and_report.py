@@ -30,6 +30,25 @@ def test_params_are_the_user_facing_values_only():
     }
 
 
+def test_default_run_name_says_what_the_run_is(monkeypatch):
+    from seqlab.tracking import run as run_module
+
+    config = {"task_name": "train", "model": {"_target_": "seqlab.models.build_rnn_lm", "cell": {"name": "gru"}}}
+    monkeypatch.setattr(run_module, "_hydra_overrides_and_preset", lambda: ([], None))
+    assert run_module.default_run_name(config) == "rnn_lm/gru"
+    # inside seqlab-train: the overrides that define the run, not where it is recorded
+    overrides = ["debug=tiny", "model.hidden_size=64", "tracking.store_dir=/tmp/x", "trainer.verbose=0"]
+    monkeypatch.setattr(run_module, "_hydra_overrides_and_preset", lambda: (overrides, None))
+    assert run_module.default_run_name(config) == "rnn_lm/gru debug=tiny model.hidden_size=64"
+    # a preset names the run
+    monkeypatch.setattr(run_module, "_hydra_overrides_and_preset",
+                        lambda: (["experiment=adding", "data.length=200"], "adding"))
+    assert run_module.default_run_name({**config, "task_name": "adding"}) == "adding data.length=200"
+    assert run_module.default_run_name({**config, "task_name": "shakespeare_char"}).startswith("adding")
+    monkeypatch.setattr(run_module, "_hydra_overrides_and_preset", lambda: ([], None))
+    assert run_module.default_run_name({**config, "task_name": "copy_memory"}) == "copy_memory"
+
+
 def _tracking(tmp_path, **extra):
     return {"enabled": True, "store_dir": str(tmp_path / "mlruns"), "experiment_name": "t", **extra}
 
