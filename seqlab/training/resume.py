@@ -293,6 +293,8 @@ class ResumePoint:
     state: dict[str, Any]
     status: str
     failure_reason: str | None = None
+    # trainer.epochs of the resumed run: it trains epochs epoch+1 .. epochs.
+    epochs: int | None = None
 
     @property
     def epoch(self) -> int:
@@ -323,7 +325,8 @@ class ResumePoint:
                             steps_per_epoch=steps_per_epoch)
 
     def describe(self) -> str:
-        return f"from epoch {self.epoch} (step {self.global_step}) after {self.status}"
+        until = f", to epoch {self.epochs}" if self.epochs else ""
+        return f"from epoch {self.epoch} (step {self.global_step}) after {self.status}{until}"
 
 
 def find_resume_point(
@@ -363,7 +366,7 @@ def find_resume_point(
         log.warning("run %s is marked RUNNING: resume it only if no process is still training it", run_id)
     return ResumePoint(
         run_id=run_id, output_dir=folder, checkpoint=checkpoint, state=state, status=status,
-        failure_reason=run.data.tags.get("failure_reason"),
+        failure_reason=run.data.tags.get("failure_reason"), epochs=int(epochs),
     )
 
 

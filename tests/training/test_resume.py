@@ -100,7 +100,7 @@ def test_interrupted_then_resumed_run_ends_like_an_uninterrupted_one(tmp_path, d
     assert r.info.status == "FINISHED"
     assert r.info.run_name == cut.info.run_name
     assert "failure_reason" not in r.data.tags
-    assert r.data.tags[RESUMED_TAG].startswith(f"from epoch 1 (step {STEPS_PER_EPOCH}) after KILLED")
+    assert r.data.tags[RESUMED_TAG].startswith(f"from epoch 1 (step {STEPS_PER_EPOCH}) after KILLED, to epoch 3 (KeyboardInterrupt")
     # Epoch metrics continue at the optimizer step, each epoch once.
     history = client.get_metric_history(cut.info.run_id, "val_loss")
     reference = client.get_metric_history(full["run_id"], "val_loss")
