@@ -155,6 +155,24 @@ def update_parent(shared: SharedStudy, client: Any, parent: str | None, final_st
         return
     if final_status == "FINISHED":
         if counts[TrialState.RUNNING] == 0 and n_finished >= search.n_trials:
+            _log_report(client, parent)
             client.set_terminated(parent, status="FINISHED")
     elif counts[TrialState.RUNNING] == 0:
         client.set_terminated(parent, status=final_status)
+
+
+def _log_report(client: Any, parent: str) -> None:
+    """seqlab-report's page of the finished study, under ``report/`` on the parent
+    (as a Hydra sweep's parent gets it); a report error only warns."""
+    try:
+        from seqlab.report import build_sweep_report
+    except ImportError:
+        return
+    try:
+        with tempfile.TemporaryDirectory(prefix="seqlab-search-report-") as folder:
+            out = Path(folder)
+            for path in map(Path, build_sweep_report(client.tracking_uri, parent, out)):
+                rel = path.parent.relative_to(out) if path.is_relative_to(out) else Path()
+                client.log_artifact(parent, str(path), str(Path("report") / rel).rstrip("/."))
+    except Exception as err:  # noqa: BLE001 - the study is done whatever the report does
+        log.warning("search report for parent run %s failed: %s", parent, err)

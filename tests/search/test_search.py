@@ -85,6 +85,8 @@ def test_a_hopeless_trial_is_pruned(tmp_path, data_dir):
     assert by_trial[0].data.tags["seqlab.primary_metric"] == "val_loss"
     assert parent.data.metrics["best_val_loss"] == pytest.approx(summary.best_value)
     assert [a.path for a in client.list_artifacts(parent.info.run_id, "search")] == ["search/trials.csv"]
+    report = [a.path for a in client.list_artifacts(parent.info.run_id, "report")]
+    assert any(p.endswith(".html") for p in report), report  # seqlab-report's page of the study
 
 
 def _fake_run(calls, interrupt_at=None):
