@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: run the same command again to continue the study", file=sys.stderr)
         return 130
-    _print_summary(summary, search.objective)
+    if WORKER_ENV not in os.environ:  # workers=N: the launching process prints it
+        _print_summary(summary, search.objective)
     return 0
 
 
