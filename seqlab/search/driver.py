@@ -154,7 +154,8 @@ def update_parent(shared: SharedStudy, client: Any, parent: str | None, final_st
     if final_status is None:
         return
     if final_status == "FINISHED":
-        if counts[TrialState.RUNNING] == 0 and n_finished >= search.n_trials:
+        done = counts[TrialState.RUNNING] == 0 and n_finished >= search.n_trials
+        if done and client.get_run(parent).info.status != "FINISHED":  # another worker closed it
             _log_report(client, parent)
             client.set_terminated(parent, status="FINISHED")
     elif counts[TrialState.RUNNING] == 0:
