@@ -160,12 +160,12 @@ def _recording_fit(epochs_done: int, epochs: int, *, steps_per_epoch: int | None
     ids=["one-pass-per-epoch", "unknown-length", "steps_per_epoch"],
 )
 def test_fast_forward_gives_what_the_interrupted_fit_would_have_read(steps_per_epoch, unknown_length):
-    full = _recording_fit(0, 4, steps_per_epoch=steps_per_epoch, unknown_length=unknown_length)
-    resumed = _recording_fit(2, 4, steps_per_epoch=steps_per_epoch, unknown_length=unknown_length)
-    per_epoch = steps_per_epoch or 13
-    # What epochs 3 and 4 train on; a fit may read a batch or two ahead.
-    assert resumed[: 2 * per_epoch] == full[2 * per_epoch : 4 * per_epoch]
-    assert full[: 2 * per_epoch] != full[2 * per_epoch : 4 * per_epoch]  # epochs differ
+    full = _recording_fit(0, 6, steps_per_epoch=steps_per_epoch, unknown_length=unknown_length)
+    resumed = _recording_fit(3, 6, steps_per_epoch=steps_per_epoch, unknown_length=unknown_length)
+    per_epoch = steps_per_epoch or 13  # 5 a epoch: the resumed stream starts in the second pass
+    # What epochs 4 to 6 train on; a fit may read a batch or two ahead.
+    assert resumed[: 3 * per_epoch] == full[3 * per_epoch : 6 * per_epoch]
+    assert full[: 3 * per_epoch] != full[3 * per_epoch : 6 * per_epoch]  # epochs differ
 
 
 def test_random_states_round_trip_through_the_checkpoint_state():
