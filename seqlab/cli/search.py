@@ -23,6 +23,10 @@ from seqlab.errors import SeqlabError
 WORKER_ENV = "SEQLAB_SEARCH_WORKER"
 
 
+def _start_worker(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(command, env=env)
+
+
 def _launch_workers(args: list[str], search) -> int:
     """Prepare the study and its parent once, then run ``workers`` processes on it."""
     from seqlab.search.driver import open_search, summarize, update_parent
@@ -32,8 +36,8 @@ def _launch_workers(args: list[str], search) -> int:
           + (f", MLflow parent run {parent}" if parent else ""), flush=True)
     rest = [a for a in args if a.split("=", 1)[0] != "workers"]
     procs = [
-        subprocess.Popen([sys.executable, "-m", "seqlab.cli.search", *rest, "workers=1"],
-                         env={**os.environ, WORKER_ENV: str(i)})
+        _start_worker([sys.executable, "-m", "seqlab.cli.search", *rest, "workers=1"],
+                      env={**os.environ, WORKER_ENV: str(i)})
         for i in range(search.workers)
     ]
     try:

@@ -183,3 +183,33 @@ def test_two_worker_processes_share_one_study(tmp_path, data_dir):
     assert parents[0].info.status == "FINISHED"
     # The worker that finished last saw the whole study.
     assert any("study 'tiny': 2 trials finished" in out for out, _ in outputs), outputs
+
+
+def test_workers_n_starts_n_processes_of_the_same_command(tmp_path, monkeypatch, capsys):
+    """``workers=2``: the study and its parent are made once, then two worker
+    processes (here run in turn, in-process, on a stubbed run()) share them."""
+    import seqlab.cli.search as cli
+    import seqlab.experiment
+
+    monkeypatch.setattr(seqlab.experiment, "run", _fake_run([]))
+    started = []
+
+    class FakeWorker:
+        def __init__(self, command, env):
+            started.append((command, env[cli.WORKER_ENV]))
+            assert command[:3] == [sys.executable, "-m", "seqlab.cli.search"]
+            monkeypatch.setenv(cli.WORKER_ENV, env[cli.WORKER_ENV])
+            self.code = cli.main(command[3:])
+            monkeypatch.delenv(cli.WORKER_ENV)
+
+        def wait(self):
+            return self.code
+
+    monkeypatch.setattr(cli, "_start_worker", FakeWorker)
+    assert cli.main(_args(tmp_path, "workers=2", "hparams_search.pruner=null")) == 0
+    assert [index for _, index in started] == ["0", "1"]
+    assert all(command[-1] == "workers=1" and "workers=2" not in command for command, _ in started)
+    out = capsys.readouterr().out
+    assert "2 workers" in out and out.count("study 'tiny': 4 trials finished") == 1
+    parents, children = _split(all_runs(store_client(tmp_path)))
+    assert len(parents) == 1 and len(children) == 4 and parents[0].info.status == "FINISHED"
