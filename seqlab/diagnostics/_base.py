@@ -18,7 +18,8 @@ def check_every(name: str, value) -> int | None:
 
 
 class DiagnosticCallback(RunCallback):
-    """Counts optimizer steps (1-based, across epochs of one ``fit``) and logs metrics.
+    """Counts optimizer steps (1-based, continuing the optimizer's count, so a
+    resumed run keeps its step axis) and logs metrics.
 
     Without :meth:`bind` (plain ``model.fit``) nothing is sent anywhere; every
     logged dict is still appended to ``self.history`` as ``(step, metrics)``.
@@ -44,4 +45,6 @@ class DiagnosticCallback(RunCallback):
             self.context.log_artifact(path, subdir)
 
     def on_train_begin(self, logs=None):
-        self.global_step = 0
+        # The optimizer's step, not 0: a resumed run continues its step axis.
+        optimizer = getattr(self.model, "optimizer", None)
+        self.global_step = int(optimizer.iterations.numpy()) if optimizer is not None else 0
