@@ -168,3 +168,11 @@ def test_multirun_children_share_one_parent(tmp_path, data_dir):
     assert {c.data.tags["mlflow.runName"] for c in children} == {"model.hidden_size=8", "model.hidden_size=16"}
     assert parents[0].info.status == "FINISHED"
     assert all(c.info.status == "FINISHED" for c in children)
+    # The parent holds the sweep's answer: the best child and the one-page report.
+    client = store_client(tmp_path)
+    best = min(children, key=lambda c: c.data.metrics["val_loss"])
+    parent = client.get_run(parents[0].info.run_id)
+    assert parent.data.tags["seqlab.best_child"] == best.info.run_id
+    assert parent.data.metrics["best_val_loss"] == pytest.approx(best.data.metrics["val_loss"])
+    report = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/report.html", "report/report.md", "report/runs.csv", "report/learning_curves.png"} <= report
