@@ -50,7 +50,12 @@ def _positive_int(cfg: DictConfig, key: str, allow_null: bool = False) -> int | 
 
 
 def validate(cfg: DictConfig) -> None:
-    """Checks that need no data, so a typo fails in a second, not after loading."""
+    """Checks that need no data, so a typo fails in a second, not after loading
+    (and before the MLflow run starts): unknown keys and wrongly typed values
+    (:mod:`seqlab.config_check`), then the trainer's ranges."""
+    from seqlab.config_check import check_config
+
+    check_config(cfg)
     for key in ("trainer.epochs", "trainer.batch_size"):
         _positive_int(cfg, key)
     for key in ("trainer.steps_per_epoch", "trainer.validation_steps", "trainer.test_steps"):
