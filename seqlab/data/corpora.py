@@ -26,7 +26,10 @@ import gzip
 import hashlib
 import logging
 import os
+import socket
+import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from seqlab.errors import DataError, DataNotFoundError
 
@@ -37,6 +40,60 @@ SPLITS = ("train", "validation", "test")
 # Offline the TFDS catalog would try to reach metadata and download servers
 # for minutes before failing; a local copy must never wait on that.
 os.environ.setdefault("NO_GCE_CHECK", "true")
+
+
+#: What a TFDS download of a seqlab corpus reaches first: the corpora's source
+#: files live on GitHub's raw host. ``$SEQLAB_DOWNLOAD_PROBE`` (``host:port``)
+#: names another, ``off`` skips the probe; with ``$HTTPS_PROXY`` set, the
+#: proxy is probed instead.
+DOWNLOAD_PROBE = ("raw.githubusercontent.com", 443)
+#: Seconds the probe (DNS lookup and TCP connect together) may take. Offline,
+#: TFDS would otherwise spend minutes in download retries.
+PROBE_TIMEOUT_S = 3.0
+
+
+def _probe_address() -> tuple[str, int] | None:
+    setting = os.environ.get("SEQLAB_DOWNLOAD_PROBE", "").strip()
+    if setting.lower() in ("off", "none", "false", "0"):
+        return None
+    if setting:
+        host, _, port = setting.rpartition(":")
+        return (host or setting, int(port) if host and port.isdigit() else 443)
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    if proxy:
+        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if parts.hostname:
+            return (parts.hostname, parts.port or 80)
+    return DOWNLOAD_PROBE
+
+
+def probe_download_host(timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """None when the download host accepts a TCP connection within ``timeout``
+    seconds (DNS lookup included), else why not, e.g.
+    ``"raw.githubusercontent.com:443 unreachable within 3 s (gaierror: ...)"``."""
+    address = _probe_address()
+    if address is None:
+        return None
+    outcome: list[Exception | None] = []
+
+    def connect() -> None:
+        try:
+            # getaddrinfo has no timeout of its own: the thread bounds it.
+            with socket.create_connection(address, timeout=timeout):
+                outcome.append(None)
+        except Exception as err:  # reported, not raised
+            outcome.append(err)
+
+    thread = threading.Thread(target=connect, name="seqlab-download-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    where = f"{address[0]}:{address[1]}"
+    if not outcome:
+        return f"{where} did not answer within {timeout:g} s"
+    if outcome[0] is not None:
+        err = outcome[0]
+        return f"{where} unreachable ({type(err).__name__}: {err})"
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,6 +392,7 @@ def load_corpus(
     cache = Path(cache_dir or default_cache_dir()).expanduser().resolve()
 
     tried: list[str] = []
+    offline = None
     root = resolve_data_dir(data_dir)
     folder = Path(path).expanduser().resolve() if path else (root / name if root else None)
     if folder is not None:
@@ -347,18 +405,29 @@ def load_corpus(
         tried.append("no local folder: data.path and $SEQLAB_DATA_DIR are both unset")
 
     if download and tfds_name:
-        log.info("no local copy of %s; trying the TFDS catalog entry %r", name, tfds_name)
-        try:
-            texts = {
-                split: _read_tfds_text(tfds_name, split, data_dir=str(cache), download=True)
-                for split in SPLITS
-            }
-        except Exception as err:  # network, checksum, missing split...
-            # TFDS errors can list the whole catalog: keep the first line.
-            first = (str(err).strip().splitlines() or [""])[0][:300]
-            tried.append(f"TFDS catalog {tfds_name!r} ({type(err).__name__}: {first})")
+        # Offline, TFDS retries its downloads for minutes: probe the host first
+        # (seconds), and without the network read only an already prepared copy.
+        offline = probe_download_host()
+        prepared = (cache / tfds_name).is_dir()
+        if offline and not prepared:
+            tried.append(
+                f"TFDS catalog {tfds_name!r} (not tried: offline, the download host {offline}; "
+                f"nothing prepared in {cache})"
+            )
         else:
-            return _check_nonempty(TextCorpus(name=name, source=f"TFDS {tfds_name}", **texts))
+            log.info("no local copy of %s; trying the TFDS catalog entry %r", name, tfds_name)
+            try:
+                texts = {
+                    split: _read_tfds_text(tfds_name, split, data_dir=str(cache), download=not offline)
+                    for split in SPLITS
+                }
+            except Exception as err:  # network, checksum, missing split...
+                # TFDS errors can list the whole catalog: keep the first line.
+                first = (str(err).strip().splitlines() or [""])[0][:300]
+                why = f"offline, the download host {offline}; " if offline else ""
+                tried.append(f"TFDS catalog {tfds_name!r} ({why}{type(err).__name__}: {first})")
+            else:
+                return _check_nonempty(TextCorpus(name=name, source=f"TFDS {tfds_name}", **texts))
     elif tfds_name:
         tried.append(f"TFDS catalog {tfds_name!r} (not tried: data.download=false)")
 
@@ -366,7 +435,9 @@ def load_corpus(
         f"corpus {name!r} not found. Tried: {'; '.join(tried)}. "
         f"Fix: set SEQLAB_DATA_DIR to a folder holding {name}/"
         f"{'/'.join(spec.required_files())} (e.g. SEQLAB_DATA_DIR=../shared/data), "
-        f"pass data.path=..., or allow the download of TFDS dataset {tfds_name!r}."
+        f"pass data.path=..., or "
+        + (f"download TFDS dataset {tfds_name!r} once with network access (or through $HTTPS_PROXY)."
+           if offline else f"allow the download of TFDS dataset {tfds_name!r}.")
     )
 
 
