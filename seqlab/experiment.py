@@ -35,6 +35,7 @@ from seqlab.tracking.keras_callback import MetricsLogger
 from seqlab.training.context import RunCallback, RunContext
 from seqlab.training.optim import build_optimizer
 from seqlab.training.resume import OUTPUT_DIR_TAG, find_resume_point, mark_resumed, op_determinism
+from seqlab.training.signals import stop_on_signals
 from seqlab.walk import walk_layers
 
 log = logging.getLogger(__name__)
@@ -185,17 +186,20 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
             log.info("resuming run %s %s", resume.run_id, resume.describe())
 
         # The logger goes last: metrics other callbacks add to ``logs`` are logged too.
-        model.fit(
-            train,
-            initial_epoch=resume.epoch if resume is not None else 0,
-            validation_data=data.validation,
-            validation_steps=trainer.get("validation_steps"),
-            epochs=int(trainer.epochs),
-            steps_per_epoch=int(trainer.steps_per_epoch) if trainer.steps_per_epoch else None,
-            callbacks=[*callbacks, metrics_logger],
-            shuffle=False,  # the tf.data pipeline shuffles, with the seed
-            verbose=int(trainer.get("verbose", 1)),
-        )
+        # SIGINT/SIGTERM while fit runs: stop at the next batch boundary, the
+        # callbacks save their state (the checkpoint), then StopRequested (KILLED).
+        with stop_on_signals(callbacks) as stopper:
+            model.fit(
+                train,
+                initial_epoch=resume.epoch if resume is not None else 0,
+                validation_data=data.validation,
+                validation_steps=trainer.get("validation_steps"),
+                epochs=int(trainer.epochs),
+                steps_per_epoch=int(trainer.steps_per_epoch) if trainer.steps_per_epoch else None,
+                callbacks=[*callbacks, metrics_logger, stopper],
+                shuffle=False,  # the tf.data pipeline shuffles, with the seed
+                verbose=int(trainer.get("verbose", 1)),
+            )
 
         # The last epoch's validation pass already covered the whole split
         # with the final weights; only the test split is new.

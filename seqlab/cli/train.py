@@ -4,6 +4,10 @@
     seqlab-train model.hidden_size=128 trainer.epochs=2
     seqlab-train -m model/cell=lstm,gru            # a sweep: one MLflow parent run
     seqlab-train resume=<run_id>                   # continue an interrupted run (same MLflow run)
+
+Ctrl-C or SIGTERM while training stops at the next batch boundary, writes a
+checkpoint, closes the MLflow run KILLED and exits 130 / 143; a second one
+exits at once (:mod:`seqlab.training.signals`).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ def _resume_config(cfg: DictConfig) -> DictConfig:
 @hydra.main(version_base="1.3", config_path="pkg://seqlab.conf", config_name="train")
 def _app(cfg: DictConfig) -> float | None:
     from seqlab.experiment import run
+    from seqlab.training.signals import StopRequested
 
     name = _job_name()
     if name and not cfg.tracking.get("run_name"):
@@ -61,6 +66,12 @@ def _app(cfg: DictConfig) -> float | None:
         if cfg.get("resume"):
             cfg = _resume_config(cfg)
         results = run(cfg, output_dir=HydraConfig.get().runtime.output_dir)
+    except StopRequested as stop:
+        # SIGINT/SIGTERM: the run is closed KILLED, the checkpoint written;
+        # exit as a shell reports a process the signal ended (130, 143).
+        run_id = getattr(stop, "run_id", None) or "<run_id>"
+        print(f"{stop}; continue with: seqlab-train resume={run_id}", file=sys.stderr)
+        sys.exit(stop.exit_code)
     except SeqlabError as err:
         # One line the user can act on; the MLflow run is already closed FAILED.
         print(f"error: {err}", file=sys.stderr)

@@ -3,7 +3,8 @@
 :class:`TrackedRun` opens a run (as the child of a sweep's parent run when
 one is given), logs tags, params and ``config.yaml``, and closes the run with
 the status that matches how the block ended: FINISHED, FAILED (any exception,
-the reason as tag ``failure_reason``) or KILLED (Ctrl-C). Metrics and
+the reason as tag ``failure_reason``) or KILLED (Ctrl-C, or SIGINT/SIGTERM
+handled by :mod:`seqlab.training.signals`: tag ``seqlab.stop_signal``). Metrics and
 artifacts logged before a failure stay in the store.
 
 With ``enabled=False`` every method is a no-op, so the experiment code does
@@ -206,7 +207,13 @@ class TrackedRun:
         if exc_type is None:
             status = "FINISHED"
         elif issubclass(exc_type, KeyboardInterrupt):
+            # Ctrl-C, or seqlab.training.signals.StopRequested (SIGINT/SIGTERM
+            # at a batch boundary), which names its signal.
             status = "KILLED"
+            signal_name = getattr(exc, "signal_name", None)
+            if signal_name:
+                self.set_tag("seqlab.stop_signal", signal_name)
+                exc.run_id = self.run_id  # for the CLI's "resume=<run_id>" hint
         else:
             status = "FAILED"
         if exc is not None:

@@ -20,6 +20,9 @@ from seqlab.training.resume import CHECKPOINT_DIR, capture_state, state_path, wr
 
 log = logging.getLogger(__name__)
 
+#: Beside ``last.keras``: the model where a stop by signal left it, mid-epoch.
+STOPPED_NAME = "stopped.keras"
+
 
 class LastGoodCheckpoint(RunCallback):
     """Saves the whole model with its optimizer to ``<output_dir>/<filename>``
@@ -32,6 +35,12 @@ class LastGoodCheckpoint(RunCallback):
     artifacts every epoch, so ``seqlab-train resume=<run_id>`` works where the
     run's folder is gone (another machine, a server store); off by default
     (an upload of the model per epoch).
+
+    On a stop by signal (:mod:`seqlab.training.signals`) it also writes the
+    model where training stopped, mid-epoch, as ``stopped.keras`` and
+    ``stopped.json`` (the same state plus ``batch``: the batches of the
+    unfinished epoch done). ``resume=`` continues from ``last.*``, the last
+    epoch end, which it reproduces exactly.
     """
 
     def __init__(self, filename: str = "checkpoints/last.keras", log_artifacts: bool = False):
@@ -55,9 +64,22 @@ class LastGoodCheckpoint(RunCallback):
         seed = ((self.context.config or {}).get("trainer") or {}).get("seed")
         write_checkpoint(self.model, self.path, capture_state(self.model, epoch=epoch + 1, seed=seed))
         self.saved_epochs.append(epoch)
+        self._log_artifacts(self.path)
+
+    def on_stop_requested(self, epoch: int, batches: int) -> None:
+        """A stop by signal after ``batches`` batches of epoch ``epoch`` (0-based)."""
+        if self.path is None:
+            return
+        path = self.path.with_name(STOPPED_NAME)
+        seed = ((self.context.config or {}).get("trainer") or {}).get("seed")
+        state = {**capture_state(self.model, epoch=epoch, seed=seed), "batch": int(batches)}
+        write_checkpoint(self.model, path, state)
+        self._log_artifacts(path)
+
+    def _log_artifacts(self, path: Path) -> None:
         if self.log_artifacts:
-            for path in (self.path, state_path(self.path)):
-                self.context.log_artifact(path, CHECKPOINT_DIR)
+            for file in (path, state_path(path)):
+                self.context.log_artifact(file, CHECKPOINT_DIR)
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
