@@ -56,7 +56,7 @@ def _resume_config(cfg: DictConfig) -> DictConfig:
 @hydra.main(version_base="1.3", config_path="pkg://seqlab.conf", config_name="train")
 def _app(cfg: DictConfig) -> float | None:
     from seqlab.experiment import run
-    from seqlab.training.signals import StopRequested
+    from seqlab.training.signals import StopRequested, raise_on_signals
 
     name = _job_name()
     if name and not cfg.tracking.get("run_name"):
@@ -65,7 +65,10 @@ def _app(cfg: DictConfig) -> float | None:
     try:
         if cfg.get("resume"):
             cfg = _resume_config(cfg)
-        results = run(cfg, output_dir=HydraConfig.get().runtime.output_dir)
+        # SIGINT/SIGTERM: StopRequested (KILLED) wherever the run is; inside
+        # fit, run() stops at the next batch boundary with a checkpoint.
+        with raise_on_signals():
+            results = run(cfg, output_dir=HydraConfig.get().runtime.output_dir)
     except StopRequested as stop:
         # SIGINT/SIGTERM: the run is closed KILLED, the checkpoint written;
         # exit as a shell reports a process the signal ended (130, 143).

@@ -12,6 +12,12 @@ MLflow run KILLED with tag ``seqlab.stop_signal``; ``seqlab-train`` exits
 ``128 + signal`` (130 for SIGINT, 143 for SIGTERM), as a shell reports a
 process the signal ended. The previous handlers are restored when the block
 ends.
+
+Outside ``fit`` (loading data, scoring test, logging the model)
+``seqlab-train`` holds :func:`raise_on_signals`: the signal raises
+:class:`StopRequested` where the program is, as Ctrl-C raises
+KeyboardInterrupt, so the run is closed KILLED there too instead of being
+left RUNNING by SIGTERM's default action.
 """
 
 from __future__ import annotations
@@ -120,4 +126,42 @@ def stop_on_signals(
             raise StopRequested(stopper.requested)
     finally:
         for signum, handler in previous.items():
+            if stopper.requested is not None and getattr(handler, "_seqlab_raise", False):
+                # Inside raise_on_signals (seqlab-train) after a signal: the
+                # next one must still end the process at once.
+                handler = signal.SIG_DFL
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def raise_on_signals(signals: Iterable[int] = STOP_SIGNALS) -> Iterator[None]:
+    """For the block, ``signals`` raise :class:`StopRequested` at once (a
+    second one takes the default action); the console script's handlers
+    around a whole run, which :func:`stop_on_signals` refines inside ``fit``."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = tuple(signals)
+    previous = {signum: signal.getsignal(signum) for signum in signals}
+
+    received = []
+
+    def handle(signum, frame):
+        for other in signals:
+            signal.signal(other, signal.SIG_DFL)
+        received.append(signum)
+        raise StopRequested(signum)
+
+    handle._seqlab_raise = True
+    for signum in signals:
+        signal.signal(signum, handle)
+    try:
+        yield
+    except StopRequested:
+        received.append(None)
+        raise
+    finally:
+        # After a signal the default actions stay: the process is on its way out.
+        if not received:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)

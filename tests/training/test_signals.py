@@ -19,7 +19,13 @@ import numpy as np
 import pytest
 
 from seqlab.tracking.run import seqlab_custom_objects
-from seqlab.training.signals import STOP_SIGNAL_TAG, StopOnSignal, StopRequested, stop_on_signals
+from seqlab.training.signals import (
+    STOP_SIGNAL_TAG,
+    StopOnSignal,
+    StopRequested,
+    raise_on_signals,
+    stop_on_signals,
+)
 from tests.e2e.helpers import all_runs, compose_cfg, store_client
 
 REPO = Path(__file__).resolve().parents[2]
@@ -175,6 +181,40 @@ def test_a_signal_after_the_last_batch_still_stops_and_restores_the_handlers():
     assert caught.value.exit_code == 130 and caught.value.signal_name == "SIGINT"
     assert isinstance(caught.value, KeyboardInterrupt)  # what TrackedRun closes KILLED
     assert signal.getsignal(signal.SIGINT) is before
+
+
+@pytest.fixture
+def _keep_handlers():
+    """raise_on_signals leaves the default actions after a signal (the
+    process is on its way out): give this process its handlers back."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield before
+    for signum, handler in before.items():
+        signal.signal(signum, handler)
+
+
+def test_outside_fit_the_console_scripts_handler_raises_at_once(_keep_handlers):
+    with pytest.raises(StopRequested) as caught, raise_on_signals():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)  # interrupted: the handler raises here
+    assert caught.value.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) is signal.getsignal(signal.SIGINT) is signal.SIG_DFL
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    with raise_on_signals():  # no signal: the handlers come back
+        pass
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_inside_seqlab_train_the_default_actions_stay_after_a_stop_in_fit(_keep_handlers):
+    with raise_on_signals():
+        outer = signal.getsignal(signal.SIGTERM)
+        with pytest.raises(StopRequested), stop_on_signals():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        # Not the raising handler again: a second signal during the run's
+        # closing (the MLflow write) ends the process at once.
+        assert outer is not signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) is signal.getsignal(signal.SIGINT) is signal.SIG_DFL
 
 
 def test_outside_the_main_thread_nothing_is_installed():
