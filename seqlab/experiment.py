@@ -178,28 +178,33 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         for callback in run_callbacks:
             callback.bind(context)
 
+        # (dataset, initial epoch, epochs, extra callbacks) of each fit: one,
+        # or two for a resume from a mid-epoch stop (the rest of that epoch first).
         train = data.train.repeat() if trainer.steps_per_epoch else data.train
+        phases = [(train, 0, int(trainer.epochs), [])]
         if resume is not None:
             # Weights, optimizer (step, moments), random states, data position.
             resume.restore(model)
-            train = resume.train_dataset(data.train, steps_per_epoch=trainer.steps_per_epoch)
+            phases = resume.fit_phases(data.train, epochs=int(trainer.epochs),
+                                       steps_per_epoch=trainer.steps_per_epoch)
             log.info("resuming run %s %s", resume.run_id, resume.describe())
 
         # The logger goes last: metrics other callbacks add to ``logs`` are logged too.
         # SIGINT/SIGTERM while fit runs: stop at the next batch boundary, the
         # callbacks save their state (the checkpoint), then StopRequested (KILLED).
         with stop_on_signals(callbacks) as stopper:
-            model.fit(
-                train,
-                initial_epoch=resume.epoch if resume is not None else 0,
-                validation_data=data.validation,
-                validation_steps=trainer.get("validation_steps"),
-                epochs=int(trainer.epochs),
-                steps_per_epoch=int(trainer.steps_per_epoch) if trainer.steps_per_epoch else None,
-                callbacks=[*callbacks, metrics_logger, stopper],
-                shuffle=False,  # the tf.data pipeline shuffles, with the seed
-                verbose=int(trainer.get("verbose", 1)),
-            )
+            for dataset, initial_epoch, epochs, extra in phases:
+                model.fit(
+                    dataset,
+                    initial_epoch=initial_epoch,
+                    validation_data=data.validation,
+                    validation_steps=trainer.get("validation_steps"),
+                    epochs=epochs,
+                    steps_per_epoch=int(trainer.steps_per_epoch) if trainer.steps_per_epoch else None,
+                    callbacks=[*callbacks, *extra, metrics_logger, stopper],
+                    shuffle=False,  # the tf.data pipeline shuffles, with the seed
+                    verbose=int(trainer.get("verbose", 1)),
+                )
 
         # The last epoch's validation pass already covered the whole split
         # with the final weights; only the test split is new.

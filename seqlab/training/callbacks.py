@@ -16,12 +16,16 @@ import numpy as np
 
 from seqlab.errors import TrainingDiverged
 from seqlab.training.context import RunCallback, RunContext
-from seqlab.training.resume import CHECKPOINT_DIR, capture_state, state_path, write_checkpoint
+from seqlab.training.resume import (
+    CHECKPOINT_DIR,
+    STOPPED_NAME,
+    capture_state,
+    state_path,
+    write_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
-#: Beside ``last.keras``: the model where a stop by signal left it, mid-epoch.
-STOPPED_NAME = "stopped.keras"
 
 
 class LastGoodCheckpoint(RunCallback):
@@ -39,8 +43,9 @@ class LastGoodCheckpoint(RunCallback):
     On a stop by signal (:mod:`seqlab.training.signals`) it also writes the
     model where training stopped, mid-epoch, as ``stopped.keras`` and
     ``stopped.json`` (the same state plus ``batch``: the batches of the
-    unfinished epoch done). ``resume=`` continues from ``last.*``, the last
-    epoch end, which it reproduces exactly.
+    unfinished epoch done, its metric accumulators). ``resume=`` continues
+    from the later of the two (from ``last.*`` when ``trainer.steps_per_epoch``
+    is set).
     """
 
     def __init__(self, filename: str = "checkpoints/last.keras", log_artifacts: bool = False):
@@ -71,8 +76,14 @@ class LastGoodCheckpoint(RunCallback):
         if self.path is None:
             return
         path = self.path.with_name(STOPPED_NAME)
-        seed = ((self.context.config or {}).get("trainer") or {}).get("seed")
-        state = {**capture_state(self.model, epoch=epoch, seed=seed), "batch": int(batches)}
+        trainer = (self.context.config or {}).get("trainer") or {}
+        state = {
+            **capture_state(self.model, epoch=epoch, seed=trainer.get("seed")),
+            "batch": int(batches),
+            "steps_per_epoch": trainer.get("steps_per_epoch"),
+            # The stopped epoch's metric accumulators (its running means).
+            "epoch_metrics": [keras.ops.convert_to_numpy(v).tolist() for v in self.model.metrics_variables],
+        }
         write_checkpoint(self.model, path, state)
         self._log_artifacts(path)
 

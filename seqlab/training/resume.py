@@ -10,6 +10,15 @@ writes, in the run's folder (``<output_dir>/checkpoints/``):
   model's Keras ``SeedGenerator``s (dropout masks), NumPy's and Python's
   global random states.
 
+A stop by SIGINT/SIGTERM (:mod:`seqlab.training.signals`) also writes
+``stopped.keras`` / ``stopped.json`` there: the same at the batch where it
+stopped, plus the batches done in that epoch and the epoch's metric
+accumulators. Resume takes it when it is later than ``last.*`` (and the run
+reads one pass per epoch, ``trainer.steps_per_epoch: null``): it first
+trains the rest of the stopped epoch (``train.skip(batches)`` after the
+replay of the epochs done, see :meth:`ResumePoint.fit_phases`), then the
+epochs after it.
+
 Every run records its folder as tag ``seqlab.output_dir``. Resuming
 (:func:`resume_config`, then :func:`find_resume_point` inside
 :func:`seqlab.experiment.run`) takes the run's config from its
@@ -73,6 +82,8 @@ RESUMED_TAG = "seqlab.resumed"
 #: Where the checkpoint lives, relative to the output folder and as artifacts.
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_NAME = "last.keras"
+#: Beside it: where a stop by signal left the run, mid-epoch (seqlab.training.signals).
+STOPPED_NAME = "stopped.keras"
 #: The only overrides ``resume=<run_id>`` accepts; the rest comes from the run.
 RESUME_OVERRIDES = ("resume", "trainer.epochs", "trainer.verbose", "tracking.store_dir", "tracking.tracking_uri")
 
@@ -319,14 +330,41 @@ class ResumePoint:
             )
         restore_random_state(model, self.state)
 
+    @property
+    def batch(self) -> int:
+        """Batches done in the unfinished epoch (a ``stopped.*`` checkpoint), else 0."""
+        return int(self.state.get("batch", 0))
+
     def train_dataset(self, train: tf.data.Dataset, *, steps_per_epoch: int | None) -> tf.data.Dataset:
         """``train`` (the bundle's, not repeated) where the run left it: see :func:`fast_forward`."""
         return fast_forward(train, epochs_done=self.epoch, global_step=self.global_step,
                             steps_per_epoch=steps_per_epoch)
 
+    def fit_phases(
+        self, train: tf.data.Dataset, *, epochs: int, steps_per_epoch: int | None
+    ) -> list[tuple[tf.data.Dataset, int, int, list]]:
+        """``(dataset, initial_epoch, epochs, extra callbacks)`` for each
+        ``fit`` that continues the run. From an epoch end: one. From a stop
+        mid-epoch (one pass per epoch): first the rest of the stopped epoch
+        (its remaining batches, its metric accumulators put back), then the
+        epochs after it."""
+        if not self.batch:
+            return [(self.train_dataset(train, steps_per_epoch=steps_per_epoch), self.epoch, epochs, [])]
+        if steps_per_epoch is not None:
+            raise ConfigError(f"run {self.run_id}: a mid-epoch checkpoint with trainer.steps_per_epoch set")
+        # Keras creates the same iterators over train.skip(n) as over train,
+        # so the stopped epoch's order is the interrupted run's.
+        train = fast_forward(train, epochs_done=self.epoch, global_step=self.global_step, steps_per_epoch=None)
+        phases = [(train.skip(self.batch), self.epoch, self.epoch + 1,
+                   [RestoreEpochMetrics(self.state.get("epoch_metrics"))])]
+        if self.epoch + 1 < epochs:
+            phases.append((train, self.epoch + 1, epochs, []))
+        return phases
+
     def describe(self) -> str:
         until = f", to epoch {self.epochs}" if self.epochs else ""
-        return f"from epoch {self.epoch} (step {self.global_step}) after {self.status}{until}"
+        within = f" batch {self.batch}" if self.batch else ""
+        return f"from epoch {self.epoch}{within} (step {self.global_step}) after {self.status}{until}"
 
 
 def find_resume_point(
@@ -342,6 +380,9 @@ def find_resume_point(
     tag = run.data.tags.get(OUTPUT_DIR_TAG)
     folder = Path(tag) if tag else None
     checkpoint = folder / CHECKPOINT_DIR / CHECKPOINT_NAME if folder else None
+    stopped = checkpoint.with_name(STOPPED_NAME) if checkpoint is not None else None
+    if stopped is not None and not checkpoint.is_file() and stopped.is_file() and state_path(stopped).is_file():
+        checkpoint = stopped  # stopped by a signal in the first epoch
     if checkpoint is None or not (checkpoint.is_file() and state_path(checkpoint).is_file()):
         folder = Path(output_dir)
         checkpoint = folder / CHECKPOINT_DIR / CHECKPOINT_NAME
@@ -349,10 +390,10 @@ def find_resume_point(
             where = f"{Path(tag) / CHECKPOINT_DIR} (tag {OUTPUT_DIR_TAG})" if tag else f"no folder (no tag {OUTPUT_DIR_TAG})"
             raise ConfigError(
                 f"run {run_id} has no checkpoint to resume from: looked in {where} and in its "
-                f"{CHECKPOINT_DIR}/ artifacts. A run is resumable once it has finished an epoch with "
-                "callbacks.checkpoint on; start a new run instead"
+                f"{CHECKPOINT_DIR}/ artifacts. A run is resumable once it has finished an epoch, or was "
+                "stopped by SIGINT/SIGTERM, with callbacks.checkpoint on; start a new run instead"
             )
-    state = read_state(state_path(checkpoint))
+    checkpoint, state = _latest(checkpoint, read_state(state_path(checkpoint)))
     status = run.info.status
     if state["epoch"] >= int(epochs):
         done = f"finished all its {state['epoch']} epochs" + (" (status FINISHED)" if status == "FINISHED" else "")
@@ -392,3 +433,41 @@ def mark_resumed(client_tracking: dict[str, Any], point: ResumePoint) -> None:
     client.set_tag(point.run_id, RESUMED_TAG, (f"{previous}; {note}" if previous else note)[:5000])
     if "failure_reason" in run.data.tags:
         client.delete_tag(point.run_id, "failure_reason")
+
+
+def _latest(checkpoint: Path, state: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """``stopped.*`` instead of ``last.*`` when a stop by signal came after
+    the last epoch end (and the run reads one pass per epoch: see
+    :meth:`ResumePoint.fit_phases`)."""
+    stopped = Path(checkpoint).with_name(STOPPED_NAME)
+    if stopped == Path(checkpoint) or not (stopped.is_file() and state_path(stopped).is_file()):
+        return checkpoint, state
+    later = read_state(state_path(stopped))
+    if later.get("steps_per_epoch") is None and int(later["global_step"]) > int(state["global_step"]):
+        return stopped, later
+    return checkpoint, state
+
+
+class RestoreEpochMetrics(keras.callbacks.Callback):
+    """Adds the metric accumulators of the epoch a stop interrupted to those
+    of its first resumed batch (Keras builds the compiled metrics only in the
+    first step), so the epoch's metrics (running mean loss, ...) cover the
+    whole epoch. Assumes accumulators that add up over batches: the sums and
+    counts of Keras' mean metrics and of seqlab's; the step metrics of that
+    first batch are logged before the addition."""
+
+    def __init__(self, values: list | None):
+        super().__init__()
+        self.values = values
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.values is None:
+            return
+        variables = self.model.metrics_variables
+        if len(variables) != len(self.values):
+            log.warning("not restoring the stopped epoch's metrics: %d saved, %d in the model",
+                        len(self.values), len(variables))
+        else:
+            for variable, value in zip(variables, self.values, strict=True):
+                variable.assign(variable + np.asarray(value, dtype=variable.dtype))
+        self.values = None

@@ -77,6 +77,15 @@ def _start(tmp_path: Path, *overrides: str) -> subprocess.Popen:
     )
 
 
+def _resume(tmp_path: Path, run_id: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "seqlab-train"), f"resume={run_id}",
+         f"tracking.store_dir={tmp_path / 'mlruns'}", "trainer.verbose=0"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
@@ -117,16 +126,13 @@ def test_sigterm_stops_checkpoints_kills_the_run_and_resume_ends_like_an_uninter
     last = json.loads((folder / "last.json").read_text())
     assert (last["epoch"], last["global_step"]) == (1, STEPS_PER_EPOCH)
 
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
-    resumed = subprocess.run(
-        [str(Path(sys.executable).parent / "seqlab-train"), f"resume={cut.info.run_id}",
-         f"tracking.store_dir={tmp_path / 'mlruns'}", "trainer.verbose=0"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )
+    resumed = _resume(tmp_path, cut.info.run_id)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     client = store_client(tmp_path)
     after = client.get_run(cut.info.run_id)
     assert after.info.status == "FINISHED"
+    # From the stop position (mid-epoch), not the epoch end before it.
+    assert after.data.tags["seqlab.resumed"].startswith(f"from epoch 1 batch 5 (step {STOP_STEP}) after KILLED")
 
     # The same config, never interrupted (in this process, without the pause).
     full = run(compose_cfg(tmp_path, *CONFIG[1:]), output_dir=tmp_path / "full")
@@ -134,15 +140,29 @@ def test_sigterm_stops_checkpoints_kills_the_run_and_resume_ends_like_an_uninter
     assert "val_loss" in compared and "test_loss" in compared
     for key in compared:
         assert after.data.metrics[key] == pytest.approx(full[key], rel=1e-6, abs=1e-6), key
+    # Every epoch's metrics, the stopped epoch's running means included.
+    for key in ("loss", "perplexity", "val_loss"):
+        history = {m.step: m.value for m in client.get_metric_history(cut.info.run_id, key)}
+        reference = {m.step: m.value for m in client.get_metric_history(full["run_id"], key)}
+        assert sorted(history) == sorted(reference) == [STEPS_PER_EPOCH * k for k in (1, 2, 3)], key
+        for step, value in reference.items():
+            assert history[step] == pytest.approx(value, rel=1e-6, abs=1e-6), (key, step)
 
 
 @pytest.mark.slow
-def test_sigint_exits_130_with_the_run_killed(tmp_path, data_dir):
+def test_sigint_exits_130_and_a_stop_in_the_first_epoch_resumes_from_its_batch(tmp_path, data_dir):
     proc, err, cut = _stopped_run(tmp_path, signal.SIGINT, "debug=tiny", "trainer.epochs=2", step=3)
     assert proc.returncode == 130, err[-3000:]
     assert cut.info.status == "KILLED"
     assert cut.data.tags[STOP_SIGNAL_TAG] == "SIGINT"
-    assert (Path(cut.data.tags["seqlab.output_dir"]) / "checkpoints" / "stopped.keras").is_file()
+    folder = Path(cut.data.tags["seqlab.output_dir"]) / "checkpoints"
+    assert (folder / "stopped.keras").is_file() and not (folder / "last.keras").exists()
+    # Stopped in the first epoch: resume starts from the stop position.
+    resumed = _resume(tmp_path, cut.info.run_id)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = store_client(tmp_path).get_run(cut.info.run_id)
+    assert after.info.status == "FINISHED"
+    assert after.data.tags["seqlab.resumed"].startswith("from epoch 0 batch 3 (step 3) after KILLED")
 
 
 @pytest.mark.slow
