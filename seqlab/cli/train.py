@@ -78,11 +78,33 @@ def _app(cfg: DictConfig) -> float | None:
     except SeqlabError as err:
         # One line the user can act on; the MLflow run is already closed FAILED.
         print(f"error: {err}", file=sys.stderr)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise
+        hc = HydraConfig.get()
+        if hc.mode == RunMode.MULTIRUN:
+            # The sweep stops here and Hydra will not call on_multirun_end:
+            # close the parent run FAILED with the reason.
+            _fail_sweep_parent(cfg, err)
+            if "BasicLauncher" not in str(hc.launcher.get("_target_", "")):
+                raise  # a worker process of a parallel launcher: let the launcher report it
         sys.exit(2)
     # The return value is what an Optuna sweeper optimizes.
     return results.get("val_loss")
+
+
+def _fail_sweep_parent(cfg: DictConfig, err: Exception) -> None:
+    from omegaconf import OmegaConf
+
+    from seqlab.tracking.run import PARENT_RUN_ENV
+
+    parent = os.environ.get(PARENT_RUN_ENV)
+    if not parent or not cfg.tracking.get("enabled", True):
+        return
+    from mlflow.tracking import MlflowClient
+
+    from seqlab.tracking.store import resolve_tracking_uri
+
+    client = MlflowClient(resolve_tracking_uri(OmegaConf.to_container(cfg.tracking, resolve=True)))
+    client.set_tag(parent, "failure_reason", f"{type(err).__name__}: {err}"[:4000])
+    client.set_terminated(parent, status="FAILED")
 
 
 def main() -> None:

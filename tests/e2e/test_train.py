@@ -176,3 +176,13 @@ def test_multirun_children_share_one_parent(tmp_path, data_dir):
     assert parent.data.metrics["best_val_loss"] == pytest.approx(best.data.metrics["val_loss"])
     report = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.html", "report/report.md", "report/runs.csv", "report/learning_curves.png"} <= report
+
+
+def test_multirun_with_a_bad_value_is_one_line_and_the_parent_ends_failed(tmp_path, data_dir):
+    proc = _cli(tmp_path, "-m", "model.hidden_size=8,16", "+trainer.clipnrom=1.0")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "error: unknown key trainer.clipnrom=1.0; did you mean trainer.clipnorm?" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    runs = all_runs(store_client(tmp_path))
+    (parent,) = [r for r in runs if r.data.tags.get("seqlab.sweep") == "parent"]
+    assert parent.info.status == "FAILED" and "clipnrom" in parent.data.tags["failure_reason"]
