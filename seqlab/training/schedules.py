@@ -148,3 +148,41 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
             "steps_per_epoch": self.steps_per_epoch,
             "epochs": self.epochs,
         }
+
+
+@keras.saving.register_keras_serializable(package="seqlab")
+class InverseSqrt(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup, then decay with the inverse square root of the step (Vaswani et al. 2017).
+
+        n      = s + 1                                    (steps counted from 1)
+        lr(n)  = lr * min(n / w, sqrt(w / n))
+
+    which peaks at ``lr`` at step ``n = w``. It is the paper's
+    ``d_model^-0.5 * min(n^-0.5, n * w^-1.5)`` with the peak
+    ``lr = (d_model * w)^-0.5`` made explicit (the optimizer's
+    ``learning_rate``), so the peak stays a config value of its own
+    (``d_model=512, w=4000``: ``lr ~ 7.0e-4``). The rate keeps decaying past
+    ``total_steps`` (it has no end); ``total_steps`` is accepted so the
+    experiment can pass it as to every schedule.
+    """
+
+    def __init__(self, learning_rate: float, total_steps: int | None = None, warmup_steps: int = 4000):
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 1:
+            raise ConfigError(f"lr_schedule.warmup_steps must be an integer >= 1, got {warmup_steps!r}")
+        if float(learning_rate) <= 0:
+            raise ConfigError(f"InverseSqrt needs a positive learning_rate, got {learning_rate!r}")
+        self.learning_rate = float(learning_rate)
+        self.total_steps = None if total_steps is None else int(total_steps)
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        n = ops.cast(step, "float32") + 1.0
+        w = float(self.warmup_steps)
+        return self.learning_rate * ops.minimum(n / w, ops.sqrt(w / n))
+
+    def get_config(self):
+        return {
+            "learning_rate": self.learning_rate,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+        }
