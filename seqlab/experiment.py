@@ -36,6 +36,7 @@ from seqlab.training.context import RunCallback, RunContext
 from seqlab.training.optim import build_optimizer
 from seqlab.training.resume import OUTPUT_DIR_TAG, find_resume_point, mark_resumed, op_determinism
 from seqlab.training.signals import stop_on_signals
+from seqlab.training.time_budget import TrainTimeBudget
 from seqlab.walk import walk_layers
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,12 @@ def validate(cfg: DictConfig) -> None:
     jit = OmegaConf.select(cfg, "trainer.jit_compile")
     if jit not in ("auto", True, False):
         raise ConfigError(f"trainer.jit_compile must be auto, true or false, got {jit!r}")
+    budget = OmegaConf.select(cfg, "trainer.max_train_time_s", default=None)
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int | float)
+                               or not budget > 0):
+        raise ConfigError(
+            f"trainer.max_train_time_s must be a positive number of seconds or null, got {budget!r}"
+        )
     deterministic = OmegaConf.select(cfg, "trainer.deterministic", default=False)
     if deterministic not in (True, False):
         raise ConfigError(f"trainer.deterministic must be true or false, got {deterministic!r}")
@@ -192,8 +199,11 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         # The logger goes last: metrics other callbacks add to ``logs`` are logged too.
         # SIGINT/SIGTERM while fit runs: stop at the next batch boundary, the
         # callbacks save their state (the checkpoint), then StopRequested (KILLED).
+        budget = TrainTimeBudget(trainer.get("max_train_time_s"))
         with stop_on_signals(callbacks) as stopper:
             for dataset, initial_epoch, epochs, extra in phases:
+                if budget.stopped:
+                    break
                 model.fit(
                     dataset,
                     initial_epoch=initial_epoch,
@@ -201,7 +211,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
                     validation_steps=trainer.get("validation_steps"),
                     epochs=epochs,
                     steps_per_epoch=int(trainer.steps_per_epoch) if trainer.steps_per_epoch else None,
-                    callbacks=[*callbacks, *extra, metrics_logger, stopper],
+                    callbacks=[budget, *callbacks, *extra, metrics_logger, stopper],
                     shuffle=False,  # the tf.data pipeline shuffles, with the seed
                     verbose=int(trainer.get("verbose", 1)),
                 )
@@ -217,10 +227,12 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
                                         return_dict=True, callbacks=data.callbacks)
             results.update({f"test_{k}": float(v) for k, v in scores.items()})
         results["wall_time_s"] = time.perf_counter() - start
+        results["train_time_s"] = budget.train_time_s
         # Only what is new: val_* were logged with the last epoch.
         final_step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         tracker.log_metrics(
-            {k: v for k, v in results.items() if k.startswith("test_") or k == "wall_time_s"}, step=final_step
+            {k: v for k, v in results.items() if k.startswith("test_") or k.endswith("time_s")},
+            step=final_step,
         )
 
         for callback in run_callbacks:
