@@ -1,4 +1,4 @@
-"""Language-model metrics computed from logits, token-weighted.
+"""Metrics computed from logits: language models (token-weighted) and segmentation (pixel-weighted).
 
 Perplexity and bits per character are functions of the *mean token
 cross-entropy over the whole split*. A mean of per-batch perplexities (or of
@@ -11,6 +11,16 @@ accumulate the summed cross-entropy and the token count and only divide at
 
 ``sample_weight`` (e.g. a padding mask) weights tokens; a weight of 0 removes
 the token from both sums.
+
+The segmentation metrics (:class:`PixelAccuracy`, :class:`SegmentationIoU`,
+:class:`SegmentationDice`, logged as ``pixel_accuracy``, ``iou``, ``dice``)
+likewise sum pixel counts over the whole split and divide once:
+
+    pixel_accuracy = correct pixels / pixels
+    iou            = TP / (TP + FP + FN)
+    dice           = 2 TP / (2 TP + FP + FN)
+
+of the positive class (a binary logit above 0, or the argmax).
 """
 
 from __future__ import annotations
@@ -176,3 +186,198 @@ class ExactLoss(keras.metrics.Mean):
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype, "loss": keras.losses.serialize(self.loss)}
+
+
+# --------------------------------------------------------------------------
+# Segmentation metrics (vision): pixel accuracy, IoU and Dice from logits
+# --------------------------------------------------------------------------
+class _PixelCounts(keras.metrics.Metric):
+    """Accumulates per-pixel counts over every batch since ``reset_state()``.
+
+    ``y_pred`` holds logits ``[B, H, W, K]``:
+
+    - ``K == 1``: one binary logit per pixel; a pixel is predicted positive
+      when its logit is above ``threshold`` (0, i.e. probability 0.5), and
+      ``y_true`` (0/1, ``[B, H, W]`` or ``[B, H, W, 1]``) is positive where it
+      equals 1;
+    - ``K > 1``: the predicted class is the argmax over the last axis and the
+      positive class is ``positive_class``; ``y_true`` holds class ids.
+
+    Counted (``sample_weight``, broadcast to ``[B, H, W]``, weights pixels):
+    ``TP``, ``FP``, ``FN`` of the positive class, the correctly classified
+    pixels (all classes) and all pixels. Ratios are taken once, at
+    ``result()``, so they are pixel-weighted over the whole split, not means
+    of per-batch or per-image values.
+    """
+
+    def __init__(self, name: str, positive_class: int = 1, threshold: float = 0.0, dtype=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        self.positive_class = int(positive_class)
+        self.threshold = float(threshold)
+        self.true_positives = self.add_variable(shape=(), initializer="zeros", name="true_positives")
+        self.false_positives = self.add_variable(shape=(), initializer="zeros", name="false_positives")
+        self.false_negatives = self.add_variable(shape=(), initializer="zeros", name="false_negatives")
+        self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = ops.convert_to_tensor(y_pred)
+        y_true = ops.convert_to_tensor(y_true)
+        if len(y_true.shape) == len(y_pred.shape):
+            y_true = ops.squeeze(y_true, axis=-1)
+        if y_pred.shape[-1] == 1:
+            predicted = ops.cast(ops.squeeze(y_pred, axis=-1) > self.threshold, "int32")
+            positive = 1
+        else:
+            predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+            positive = self.positive_class
+        y_true = ops.cast(ops.round(ops.cast(y_true, "float32")), "int32")
+        pred_pos = ops.cast(ops.equal(predicted, positive), self.dtype)
+        true_pos = ops.cast(ops.equal(y_true, positive), self.dtype)
+        correct = ops.cast(ops.equal(predicted, y_true), self.dtype)
+        if sample_weight is None:
+            weight = ops.ones_like(correct)
+        else:
+            weight = ops.cast(sample_weight, self.dtype)
+            while len(weight.shape) > len(correct.shape):
+                weight = ops.squeeze(weight, axis=-1)
+            while len(weight.shape) < len(correct.shape):
+                weight = ops.expand_dims(weight, axis=-1)
+            weight = ops.broadcast_to(weight, ops.shape(correct))
+        self.true_positives.assign_add(ops.sum(pred_pos * true_pos * weight))
+        self.false_positives.assign_add(ops.sum(pred_pos * (1.0 - true_pos) * weight))
+        self.false_negatives.assign_add(ops.sum((1.0 - pred_pos) * true_pos * weight))
+        self.correct.assign_add(ops.sum(correct * weight))
+        self.total.assign_add(ops.sum(weight))
+
+    def reset_state(self):
+        for variable in self.variables:
+            variable.assign(ops.zeros_like(variable))
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "positive_class": self.positive_class,
+                "threshold": self.threshold}
+
+
+@keras.saving.register_keras_serializable(package="seqlab")
+class PixelAccuracy(_PixelCounts):
+    """The share of pixels whose predicted class is the true one, from logits.
+
+        pixel_accuracy = sum_p w_p [pred_p == true_p] / sum_p w_p
+
+    over every pixel of every batch since the last ``reset_state()``. With
+    one logit channel the prediction is ``logit > threshold`` (0: probability
+    0.5); with ``K`` channels it is the argmax (all classes count).
+
+    Args:
+        name: the metric's name (``pixel_accuracy``).
+        positive_class: unused by this ratio (kept so the three segmentation
+            metrics take the same arguments).
+        threshold: the logit above which a binary pixel is positive.
+
+    ``update_state`` arguments:
+        y_true: ``[B, H, W]`` or ``[B, H, W, 1]`` class ids (0/1 for binary).
+        y_pred: logits ``[B, H, W, K]``, ``K >= 1``.
+        sample_weight: optional pixel or image weights.
+
+    Example:
+
+    >>> import numpy as np
+    >>> m = PixelAccuracy()
+    >>> y_true = np.array([[[1, 0], [0, 0]]])                  # one 2x2 mask
+    >>> logits = np.array([[[[3.0], [2.0]], [[-1.0], [-4.0]]]])  # predicts [[1, 1], [0, 0]]
+    >>> m.update_state(y_true, logits)
+    >>> float(m.result())                                      # 3 of 4 pixels right
+    0.75
+    """
+
+    def __init__(self, name: str = "pixel_accuracy", positive_class: int = 1, threshold: float = 0.0,
+                 dtype=None, **kwargs):
+        super().__init__(name=name, positive_class=positive_class, threshold=threshold, dtype=dtype,
+                         **kwargs)
+
+    def result(self):
+        return ops.divide_no_nan(self.correct, self.total)
+
+
+@keras.saving.register_keras_serializable(package="seqlab")
+class SegmentationIoU(_PixelCounts):
+    """Intersection over union (Jaccard index) of the positive class, from logits.
+
+        iou = TP / (TP + FP + FN)
+
+    with ``TP``, ``FP``, ``FN`` the (weighted) pixel counts of the positive
+    class summed over every batch since the last ``reset_state()``. When
+    neither the truth nor the prediction has a positive pixel
+    (``TP + FP + FN = 0``) the two agree perfectly and ``iou = 1``.
+
+    Args:
+        name: the metric's name (``iou``).
+        positive_class: the class scored when ``y_pred`` has ``K > 1``
+            channels; with one channel the positive class is 1.
+        threshold: the logit above which a binary pixel is positive.
+
+    Example:
+
+    >>> import numpy as np
+    >>> m = SegmentationIoU()
+    >>> y_true = np.array([[[1, 0], [0, 0]]])
+    >>> logits = np.array([[[[3.0], [2.0]], [[-1.0], [-4.0]]]])  # TP=1, FP=1, FN=0
+    >>> m.update_state(y_true, logits)
+    >>> float(m.result())
+    0.5
+    """
+
+    def __init__(self, name: str = "iou", positive_class: int = 1, threshold: float = 0.0, dtype=None,
+                 **kwargs):
+        super().__init__(name=name, positive_class=positive_class, threshold=threshold, dtype=dtype,
+                         **kwargs)
+
+    def result(self):
+        union = self.true_positives + self.false_positives + self.false_negatives
+        return ops.where(union > 0, ops.divide_no_nan(self.true_positives, union), 1.0)
+
+
+@keras.saving.register_keras_serializable(package="seqlab")
+class SegmentationDice(_PixelCounts):
+    """Dice coefficient (F1 score) of the positive class, from logits.
+
+        dice = 2 TP / (2 TP + FP + FN)      (= 2 iou / (1 + iou))
+
+    with the pixel counts of :class:`SegmentationIoU`; 1 when neither the
+    truth nor the prediction has a positive pixel.
+
+    Args:
+        name: the metric's name (``dice``).
+        positive_class: the class scored when ``y_pred`` has ``K > 1``
+            channels; with one channel the positive class is 1.
+        threshold: the logit above which a binary pixel is positive.
+
+    Example:
+
+    >>> import numpy as np
+    >>> m = SegmentationDice()
+    >>> y_true = np.array([[[1, 0], [0, 0]]])
+    >>> logits = np.array([[[[3.0], [2.0]], [[-1.0], [-4.0]]]])  # TP=1, FP=1, FN=0
+    >>> m.update_state(y_true, logits)
+    >>> round(float(m.result()), 4)
+    0.6667
+    """
+
+    def __init__(self, name: str = "dice", positive_class: int = 1, threshold: float = 0.0, dtype=None,
+                 **kwargs):
+        super().__init__(name=name, positive_class=positive_class, threshold=threshold, dtype=dtype,
+                         **kwargs)
+
+    def result(self):
+        denominator = 2.0 * self.true_positives + self.false_positives + self.false_negatives
+        return ops.where(denominator > 0, ops.divide_no_nan(2.0 * self.true_positives, denominator), 1.0)
+
+
+def segmentation_metrics(positive_class: int = 1, threshold: float = 0.0) -> list:
+    """Fresh ``pixel_accuracy``, ``iou`` and ``dice`` metrics (the MLflow keys of DESIGN.md)."""
+    return [
+        PixelAccuracy(positive_class=positive_class, threshold=threshold),
+        SegmentationIoU(positive_class=positive_class, threshold=threshold),
+        SegmentationDice(positive_class=positive_class, threshold=threshold),
+    ]
