@@ -56,7 +56,9 @@ def validate(cfg: DictConfig) -> None:
     (and before the MLflow run starts): unknown keys and wrongly typed values
     (:mod:`seqlab.config_check`), then the trainer's ranges."""
     from seqlab.config_check import check_config
+    from seqlab.instantiate import check_targets
 
+    check_targets({k: v for k, v in cfg.items_ex(resolve=False) if k != "hydra"}, path="")
     check_config(cfg)
     for key in ("trainer.epochs", "trainer.batch_size"):
         _positive_int(cfg, key)

@@ -15,6 +15,7 @@ import tensorflow as tf
 from hydra.core.config_store import ConfigStore
 
 from seqlab.data.bundle import DataBundle
+from seqlab.errors import ConfigError
 from seqlab.experiment import run
 from seqlab.training.context import RunCallback
 from tests.e2e.helpers import all_runs, compose_cfg, store_client
@@ -88,6 +89,21 @@ def _register_configs():
     store.store(group="data", name="halves", node={"_target_": f"{MODULE}.build_halves_data", "length": 12})
     store.store(group="model", name="position_mlp",
                 node={"_target_": f"{MODULE}.build_position_mlp", "hidden_size": 16})
+
+
+@pytest.fixture(autouse=True)
+def _allow_this_package(monkeypatch):
+    # How a user lets configs name their own package's builders.
+    monkeypatch.setenv("SEQLAB_ALLOWED_TARGETS", "tests.e2e")
+
+
+def test_a_package_not_allowed_is_refused_before_a_run_opens(tmp_path, monkeypatch):
+    monkeypatch.delenv("SEQLAB_ALLOWED_TARGETS")
+    cfg = compose_cfg(tmp_path, "data=halves", "model=position_mlp", debug="fast")
+    with pytest.raises(ConfigError, match=rf"data._target_='{MODULE}.build_halves_data' is not allowed"
+                                          r".*SEQLAB_ALLOWED_TARGETS"):
+        run(cfg, output_dir=tmp_path / "out")
+    assert all_runs(store_client(tmp_path)) == []
 
 
 def test_a_new_task_and_model_train_and_track_through_the_unchanged_core(tmp_path, capsys):
