@@ -62,7 +62,8 @@ def validate(cfg: DictConfig) -> None:
     check_config(cfg)
     for key in ("trainer.epochs", "trainer.batch_size"):
         _positive_int(cfg, key)
-    for key in ("trainer.steps_per_epoch", "trainer.validation_steps", "trainer.test_steps"):
+    for key in ("trainer.steps_per_epoch", "trainer.validation_steps", "trainer.test_steps",
+                "trainer.accumulate_steps"):
         _positive_int(cfg, key, allow_null=True)
     jit = OmegaConf.select(cfg, "trainer.jit_compile")
     if jit not in ("auto", True, False):
@@ -154,7 +155,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
             raise ConfigError("trainer.steps_per_epoch is needed: the dataset size is unknown")
         total_steps = int(steps_per_epoch) * int(trainer.epochs)
         optimizer = build_optimizer(
-            cfg.optimizer, cfg.get("lr_schedule"), clipnorm=trainer.clipnorm, total_steps=total_steps
+            cfg.optimizer, cfg.get("lr_schedule"), clipnorm=trainer.clipnorm, total_steps=total_steps,
+            accumulate_steps=trainer.get("accumulate_steps"),
         )
         jit = resolve_jit(trainer.jit_compile, model)
         # weighted_metrics, not metrics: Keras passes sample weights (the padding
