@@ -24,3 +24,8 @@ class DataNotFoundError(DataError, FileNotFoundError):
 
 class TrainingDiverged(SeqlabError, RuntimeError):
     """The loss or a gradient became NaN/Inf; training was stopped."""
+
+
+class TrackingStoreError(SeqlabError, RuntimeError):
+    """The MLflow store cannot be reached or written (server down, read-only
+    folder, a SQLite file locked by another process)."""

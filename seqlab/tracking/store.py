@@ -9,12 +9,19 @@ or ``tracking.tracking_uri`` (e.g. a server) wins over it.
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 import mlflow
 from mlflow.tracking import MlflowClient
+
+from seqlab.errors import ConfigError, TrackingStoreError
+
+log = logging.getLogger(__name__)
 
 # The experiment tag the MLflow 3 UI reads to pick the experiment's landing
 # page: without it the UI opens on the GenAI overview (traces, latency).
@@ -44,7 +51,13 @@ def resolve_tracking_uri(tracking: dict[str, Any], use_env: bool = True) -> str:
     if uri:
         return str(uri)
     store = default_store_dir(tracking.get("store_dir") or "mlruns")
-    store.mkdir(parents=True, exist_ok=True)
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TrackingStoreError(
+            f"cannot create the MLflow store folder {store} ({type(err).__name__}: {err.strerror}); "
+            "set tracking.store_dir to a writable folder"
+        ) from None
     return f"sqlite:///{store / 'mlflow.db'}"
 
 
@@ -59,10 +72,103 @@ def artifact_location(tracking: dict[str, Any]) -> str | None:
     return (store / "artifacts").as_uri()
 
 
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
+def check_store(uri: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, with the reason and the fix, when ``uri`` cannot take a run.
+
+    * a server (``http(s)://``): ``GET /health`` must answer OK within
+      ``timeout`` (MLflow's own client would retry for minutes);
+    * an embedded SQLite store: its folder must be a writable directory, and
+      the database must not be write-locked by another process for longer
+      than ``timeout``.
+    """
+    if uri.startswith(("http://", "https://")):
+        import requests
+
+        url = uri.rstrip("/") + "/health"
+        try:
+            response = requests.get(url, timeout=timeout)
+            ok = response.status_code == 200
+            reason = f"HTTP {response.status_code}"
+        except requests.RequestException as err:
+            ok, reason = False, type(err).__name__
+        if not ok:
+            raise TrackingStoreError(
+                f"the MLflow tracking server {uri} did not answer {url} within {timeout:g} s ({reason}). "
+                "Start it (mlflow server --host 127.0.0.1 --port 5000), fix tracking.tracking_uri / "
+                "MLFLOW_TRACKING_URI, or set tracking.fallback=local to record into the local store"
+            )
+        return
+    db = _sqlite_path(uri)
+    if db is None:
+        return
+    folder = db.parent
+    if not folder.is_dir():
+        raise TrackingStoreError(
+            f"the MLflow store folder {folder} is not a directory; set tracking.store_dir to a folder"
+        )
+    probe = folder / f".seqlab-write-probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+        if db.exists() and not os.access(db, os.W_OK):
+            raise PermissionError(db)
+    except OSError as err:
+        raise TrackingStoreError(
+            f"the MLflow store {db} is read-only ({type(err).__name__}); set tracking.store_dir to a "
+            "writable folder"
+        ) from None
+    if not db.exists():
+        return
+    start = time.monotonic()
+    try:
+        conn = sqlite3.connect(str(db), timeout=timeout)
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # a write lock: what logging a run needs
+            conn.rollback()
+        finally:
+            conn.close()
+    except sqlite3.OperationalError as err:
+        raise TrackingStoreError(
+            f"the MLflow store {db} stayed locked for {time.monotonic() - start:.0f} s ({err}); another "
+            "process holds it: wait for it, or set tracking.store_dir to another folder"
+        ) from None
+
+
+def usable_tracking_uri(tracking: dict[str, Any]) -> str:
+    """The configured store after :func:`check_store`; with
+    ``tracking.fallback=local`` an unusable server or store falls back to the
+    embedded store under ``tracking.store_dir``, with a warning."""
+    uri = resolve_tracking_uri(tracking)
+    fallback = tracking.get("fallback")
+    if fallback not in (None, "local"):
+        raise ConfigError(f"tracking.fallback must be local or null, got {fallback!r}")
+    timeout = float(tracking.get("probe_timeout_s") or 5.0)
+    try:
+        check_store(uri, timeout)
+        return uri
+    except TrackingStoreError as err:
+        local = resolve_tracking_uri({"store_dir": tracking.get("store_dir") or "mlruns"}, use_env=False)
+        if fallback != "local" or local == uri:
+            raise
+        check_store(local, timeout)
+        log.warning("%s -- recording this run into the local store %s instead (tracking.fallback=local)",
+                    err, local)
+        print(f"warning: {err}\n  -> tracking.fallback=local: recording into {local}", flush=True)
+        return local
+
+
 def ensure_experiment(tracking: dict[str, Any]) -> tuple[str, str]:
     """Point MLflow at the store and return ``(tracking_uri, experiment_id)``,
-    creating the store and the experiment if needed."""
-    uri = resolve_tracking_uri(tracking)
+    creating the store and the experiment if needed (after :func:`usable_tracking_uri`)."""
+    uri = usable_tracking_uri(tracking)
+    if uri == resolve_tracking_uri(tracking):
+        location = artifact_location(tracking)
+    else:  # the local fallback: its own artifact folder, not the server's
+        location = (_sqlite_path(uri).parent / "artifacts").as_uri()
     # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI, which would
     # then win over tracking.store_dir for every later run in this process
     # (a second experiment, a test); keep the environment as the user set it.
@@ -84,7 +190,7 @@ def ensure_experiment(tracking: dict[str, Any]) -> tuple[str, str]:
         return uri, experiment.experiment_id
     try:
         experiment_id = client.create_experiment(
-            name, artifact_location=artifact_location(tracking), tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
         )
     except mlflow.exceptions.MlflowException:
         # Another process created it between our lookup and create.
