@@ -34,6 +34,7 @@ from seqlab.tracking import TrackedRun
 from seqlab.tracking.keras_callback import MetricsLogger
 from seqlab.training.context import RunCallback, RunContext
 from seqlab.training.optim import build_optimizer
+from seqlab.training.precision import check_precision, precision_policy
 from seqlab.training.resume import OUTPUT_DIR_TAG, find_resume_point, mark_resumed, op_determinism
 from seqlab.training.signals import stop_on_signals
 from seqlab.training.time_budget import TrainTimeBudget
@@ -74,6 +75,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"trainer.max_train_time_s must be a positive number of seconds or null, got {budget!r}"
         )
+    check_precision(OmegaConf.select(cfg, "trainer.precision", default="float32"))
     deterministic = OmegaConf.select(cfg, "trainer.deterministic", default=False)
     if deterministic not in (True, False):
         raise ConfigError(f"trainer.deterministic must be true or false, got {deterministic!r}")
@@ -134,6 +136,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     with (
         TrackedRun(tracking, config=resolved, resume_run_id=resume and resume.run_id) as tracker,
         op_determinism(bool(trainer.get("deterministic", False))),
+        precision_policy(trainer.get("precision") or "float32"),
     ):
         keras.utils.set_random_seed(int(trainer.seed))
         tracker.set_tag(OUTPUT_DIR_TAG, str(output_dir))

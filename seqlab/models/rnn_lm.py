@@ -166,8 +166,10 @@ def build_rnn_lm(
         x = dropout_layer(output_dropout, name="dropout_out")(x)
     if tie_weights:
         logits = embedding(x, reverse=True)
-        logits = OutputBias(bias_initializer=uniform() or "zeros", name="logits")(logits)
+        logits = OutputBias(bias_initializer=uniform() or "zeros", name="logits", dtype="float32")(logits)
     else:
         dense_init = {"kernel_initializer": uniform(), "bias_initializer": uniform()} if init_scale else {}
-        logits = keras.layers.Dense(vocab_size, name="logits", **dense_init)(x)
+        # float32 logits under a mixed precision policy: the softmax and the
+        # loss need more than bfloat16's 8 mantissa bits.
+        logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32", **dense_init)(x)
     return keras.Model(tokens, logits, name=name)
