@@ -93,10 +93,10 @@ def resolve_jit_compile(model, method: str, jit_compile) -> bool:
     experiments/generation shows it faster on CPU), graph mode for the naive
     prefix re-run (XLA cannot compile its growing prefix)."""
     if jit_compile == "auto":
-        from seqlab.generation.recurrent import stateful_support
+        from seqlab.generation.recurrent import carries_state
 
-        naive = method == "naive" or (method == "auto" and stateful_support(model) is not None)
-        return not naive
+        # "stateful" on a model that cannot carry its state raises in make_step.
+        return method == "stateful" or carries_state(model, method)
     if not isinstance(jit_compile, bool):
         raise ConfigError(f"jit_compile must be true, false or auto, got {jit_compile!r}")
     return jit_compile

@@ -62,8 +62,6 @@ _PER_POSITION = (
 )
 
 
-
-
 def _is_recurrent(layer) -> bool:
     return hasattr(layer, "cell") and hasattr(layer.cell, "state_size")
 
@@ -240,20 +238,41 @@ class PrefixStep:
     """The naive reference: re-run the whole model on ``tokens[:, :t+1]``.
 
     Any causal model works. Same interface as :class:`StatefulStep` (its
-    states are an empty tuple).
+    states are an empty tuple). With ``context`` (a Transformer's context
+    length), only the last ``context`` tokens ``tokens[:, t+1-context : t+1]``
+    are fed (nanoGPT's crop), so generation may run past the length the
+    model was built for.
     """
 
     carries_state = False
 
-    def __init__(self, model: keras.Model):
+    def __init__(self, model: keras.Model, context: int | None = None):
         self.model = model
+        self.context = context
 
     def initial_states(self, batch_size: int):
         return ()
 
     def __call__(self, tokens, t, states):
-        logits = self.model(tokens[:, : t + 1], training=False)
+        prefix = tokens[:, : t + 1]
+        if self.context is not None:
+            prefix = prefix[:, -self.context :]  # a constant begin keeps the static batch size
+        logits = self.model(prefix, training=False)
         return ops.cast(logits[:, -1], "float32"), states
+
+
+def _is_transformer(model) -> bool:
+    from seqlab.generation.transformer import transformer_support
+
+    return transformer_support(model) is None
+
+
+def carries_state(model: keras.Model, method: str) -> bool:
+    """Whether ``make_step(model, method)`` carries a state (recurrent states
+    or a Transformer's KV cache) rather than re-running the prefix."""
+    if method == "naive":
+        return False
+    return _is_transformer(model) or stateful_support(model) is None
 
 
 def make_step(model: keras.Model, method: str = "auto"):
@@ -261,12 +280,15 @@ def make_step(model: keras.Model, method: str = "auto"):
 
     Args:
         model: a language model, tokens ``[B, L]`` in, logits ``[B, L, V]`` out.
-        method: ``"stateful"`` (:class:`StatefulStep`), ``"naive"``
-            (:class:`PrefixStep`) or ``"auto"`` (stateful when the model
-            allows).
+        method: ``"stateful"`` (carry the state: :class:`StatefulStep` for a
+            recurrent model, the KV cache of
+            :class:`seqlab.generation.transformer.TransformerStep` for a
+            Transformer LM), ``"naive"`` (:class:`PrefixStep`, cropped to a
+            Transformer's context length) or ``"auto"`` (stateful when the
+            model allows).
 
     Returns:
-        A :class:`StatefulStep` or :class:`PrefixStep`.
+        A :class:`StatefulStep`, ``TransformerStep`` or :class:`PrefixStep`.
 
     Example:
 
@@ -279,6 +301,12 @@ def make_step(model: keras.Model, method: str = "auto"):
     >>> type(make_step(lm)).__name__, type(make_step(lm, "naive")).__name__
     ('StatefulStep', 'PrefixStep')
     """
+    if method in ("stateful", "naive", "auto") and _is_transformer(model):
+        from seqlab.generation.transformer import TransformerStep, context_length
+
+        if method == "naive":
+            return PrefixStep(model, context=context_length(model))
+        return TransformerStep(model)
     if method == "stateful":
         return StatefulStep(model)
     if method == "naive":

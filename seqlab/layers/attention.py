@@ -57,6 +57,8 @@ def masked_softmax(scores, mask=None):
     with every key masked gets uniform weights (finite, never NaN)."""
     if scores.dtype != "float32":
         scores = ops.cast(scores, "float32")
+    if scores.shape[-1] == 1:  # one key: weight 1 (Keras warns on a softmax over one entry)
+        return ops.ones_like(scores)
     if mask is not None:
         scores = ops.where(mask, scores, _large_negative("float32"))
     return ops.softmax(scores, axis=-1)
@@ -342,7 +344,7 @@ class MultiHeadAttention(keras.layers.Layer):
     def _split(self, x, blocks: int):
         """``[B, T, blocks * d]`` -> ``[blocks, B, H, T, d_head]``."""
         shape = ops.shape(x)
-        x = ops.reshape(x, (-1, shape[1], blocks, self.num_heads, self.head_dim))
+        x = ops.reshape(x, (shape[0], shape[1], blocks, self.num_heads, self.head_dim))
         return ops.transpose(x, (2, 0, 3, 1, 4))
 
     def project_context(self, context):
@@ -427,7 +429,7 @@ class MultiHeadAttention(keras.layers.Layer):
         training=None,
     ):
         causal = self.causal if use_causal_mask is None else bool(use_causal_mask)
-        length = ops.shape(query)[1]
+        batch, length = ops.shape(query)[0], ops.shape(query)[1]
         if cache is not None and cache_index is None:
             cache_index = 0
         start = 0 if cache is None else cache_index
@@ -511,7 +513,7 @@ class MultiHeadAttention(keras.layers.Layer):
             return_weights=return_weights,
         )
         out, weights = result if return_weights else (result, None)
-        out = ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (-1, length, self._d))
+        out = ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (batch, length, self._d))
         out = self._dense(out, self.out_kernel, getattr(self, "out_bias", None))
         extras = ([weights] if return_weights else []) + ([cache] if cache is not None else [])
         return (out, *extras) if extras else out
