@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,14 @@ from seqlab.training.optim import build_optimizer
 from seqlab.training.precision import check_precision, precision_policy
 from seqlab.training.resume import OUTPUT_DIR_TAG, find_resume_point, mark_resumed, op_determinism
 from seqlab.training.signals import stop_on_signals
+from seqlab.training.strategy import (
+    check_strategy,
+    is_chief,
+    is_multi_worker,
+    make_strategy,
+    prepare_model,
+    shard_by_data,
+)
 from seqlab.training.time_budget import TrainTimeBudget
 from seqlab.walk import walk_layers
 
@@ -76,6 +85,8 @@ def validate(cfg: DictConfig) -> None:
             f"trainer.max_train_time_s must be a positive number of seconds or null, got {budget!r}"
         )
     check_precision(OmegaConf.select(cfg, "trainer.precision", default="float32"))
+    check_strategy(OmegaConf.select(cfg, "trainer.strategy", default="default"),
+                   OmegaConf.select(cfg, "trainer.cpu_devices", default=None))
     deterministic = OmegaConf.select(cfg, "trainer.deterministic", default=False)
     if deterministic not in (True, False):
         raise ConfigError(f"trainer.deterministic must be true or false, got {deterministic!r}")
@@ -125,6 +136,12 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     resolved = OmegaConf.to_container(cfg, resolve=True)
     tracking = resolved.get("tracking") or {"enabled": False}
     trainer = cfg.trainer
+    # First: splitting the CPU into logical devices must precede any TensorFlow work.
+    strategy = make_strategy(trainer.get("strategy") or "default", trainer.get("cpu_devices"))
+    if not is_chief():
+        # Multi-worker: worker 0 (or the chief) logs and keeps the checkpoints.
+        tracking = {**tracking, "enabled": False}
+        output_dir = Path(tempfile.mkdtemp(prefix="seqlab-worker-"))
     # resume=<run_id> (seqlab.training.resume): checked before the run is re-opened.
     resume = None
     if cfg.get("resume"):
@@ -144,6 +161,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
             mark_resumed(tracking, resume)
         start = time.perf_counter()
         data = build(cfg.data, batch_size=trainer.batch_size, seed=trainer.seed)
+        if is_multi_worker(strategy):
+            data.train, data.validation, data.test = map(shard_by_data, (data.train, data.validation, data.test))
         tracker.log_params({f"data_info.{k}": v for k, v in data.info.items()})
         for path in data.save_artifacts(output_dir) if data.save_artifacts else []:
             tracker.log_artifact(path)
@@ -152,19 +171,22 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         # first TFDS prepare does, a cached load does not), and the initial
         # weights must not depend on that.
         keras.utils.set_random_seed(int(trainer.seed))
-        model = build(cfg.model, **data.model_kwargs)
-        steps_per_epoch = trainer.steps_per_epoch or data.steps_per_epoch
-        if not steps_per_epoch:
-            raise ConfigError("trainer.steps_per_epoch is needed: the dataset size is unknown")
-        total_steps = int(steps_per_epoch) * int(trainer.epochs)
-        optimizer = build_optimizer(
-            cfg.optimizer, cfg.get("lr_schedule"), clipnorm=trainer.clipnorm, total_steps=total_steps,
-            accumulate_steps=trainer.get("accumulate_steps"),
-        )
-        jit = resolve_jit(trainer.jit_compile, model)
-        # weighted_metrics, not metrics: Keras passes sample weights (the padding
-        # masks of padded evaluation data) only to weighted metrics.
-        model.compile(optimizer=optimizer, loss=data.loss(), weighted_metrics=data.metrics(), jit_compile=jit)
+        # Under the strategy: model, optimizer and metric variables are mirrored.
+        with strategy.scope():
+            model = build(cfg.model, **data.model_kwargs)
+            steps_per_epoch = trainer.steps_per_epoch or data.steps_per_epoch
+            if not steps_per_epoch:
+                raise ConfigError("trainer.steps_per_epoch is needed: the dataset size is unknown")
+            total_steps = int(steps_per_epoch) * int(trainer.epochs)
+            optimizer = build_optimizer(
+                cfg.optimizer, cfg.get("lr_schedule"), clipnorm=trainer.clipnorm, total_steps=total_steps,
+                accumulate_steps=trainer.get("accumulate_steps"),
+            )
+            jit = resolve_jit(trainer.jit_compile, model)
+            # weighted_metrics, not metrics: Keras passes sample weights (the padding
+            # masks of padded evaluation data) only to weighted metrics.
+            model.compile(optimizer=optimizer, loss=data.loss(), weighted_metrics=data.metrics(), jit_compile=jit)
+        prepare_model(model, strategy, data.train.element_spec)
         tracker.log_params(
             {"model_info.parameters": model.count_params(), "trainer_info.jit_compile": jit,
              "trainer_info.steps_per_epoch": steps_per_epoch}
