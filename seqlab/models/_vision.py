@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import keras
 
 from seqlab.errors import ConfigError
@@ -20,7 +22,7 @@ def image_input(input_shape, *, allow_unknown_size: bool = False, name: str = "i
 
     def ok(n, unknown_ok):
         return (n is None and unknown_ok) or (
-            isinstance(n, int) and not isinstance(n, bool) and n > 0
+            isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0
         )
 
     if (
@@ -33,7 +35,7 @@ def image_input(input_shape, *, allow_unknown_size: bool = False, name: str = "i
             f"input_shape must be (height, width, channels) of positive integers, got "
             f"{input_shape!r}; a 28x28 grayscale image is (28, 28, 1), an RGB one (28, 28, 3)"
         )
-    return keras.Input(shape=shape, name=name)
+    return keras.Input(shape=tuple(None if n is None else int(n) for n in shape), name=name)
 
 
 def int_tuple(key: str, value, *, allow_empty: bool = True) -> tuple[int, ...]:
@@ -68,8 +70,19 @@ def check_choice(key: str, value, choices) -> None:
         )
 
 
-def check_num_classes(num_classes) -> None:
+def check_num_classes(num_classes) -> int:
+    """``num_classes`` as an int (a NumPy integer from a data bundle passes)."""
+    if isinstance(num_classes, numbers.Integral) and not isinstance(num_classes, bool):
+        num_classes = int(num_classes)
     check_positive(num_classes=num_classes)
+    return num_classes
+
+
+def logits_dtype() -> str | None:
+    """``"float32"`` under a mixed-precision policy (the loss and softmax stay in float32),
+    else ``None``: the global policy (float32, or float64 in the exactness tests)."""
+    compute = keras.config.dtype_policy().compute_dtype
+    return "float32" if compute in ("float16", "bfloat16") else None
 
 
 def check_activation(key: str, activation) -> None:

@@ -27,6 +27,7 @@ from seqlab.models._vision import (
     check_num_classes,
     image_input,
     int_tuple,
+    logits_dtype,
     per_stage,
 )
 
@@ -92,7 +93,7 @@ def build_cnn(
     >>> model.get_layer("pool_1").output.shape      # 28 -> 14 -> 7
     (None, 7, 7, 16)
     """
-    check_num_classes(num_classes)
+    num_classes = check_num_classes(num_classes)
     widths = int_tuple("filters", filters)
     stages = len(widths)
     kernels = per_stage("kernel_size", kernel_size, stages)
@@ -136,7 +137,7 @@ def build_cnn(
         x = keras.layers.Dense(n, activation=activation, name=f"dense_{i}")(x)
     if dropout > 0:
         x = keras.layers.Dropout(dropout, name=f"dropout_{len(units)}")(x)
-    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    logits = keras.layers.Dense(num_classes, name="logits", dtype=logits_dtype())(x)
     return keras.Model(inputs, logits, name=name)
 
 

@@ -22,7 +22,13 @@ from collections.abc import Sequence
 import keras
 
 from seqlab.models._checks import check_rate
-from seqlab.models._vision import check_activation, check_num_classes, image_input, int_tuple
+from seqlab.models._vision import (
+    check_activation,
+    check_num_classes,
+    image_input,
+    int_tuple,
+    logits_dtype,
+)
 
 
 def build_mlp(
@@ -65,7 +71,7 @@ def build_mlp(
     >>> model.count_params()          # 784 * 32 + 32 + 32 * 10 + 10
     25450
     """
-    check_num_classes(num_classes)
+    num_classes = check_num_classes(num_classes)
     units = int_tuple("hidden_units", hidden_units)
     check_rate("dropout", dropout)
     check_activation("activation", activation)
@@ -80,5 +86,5 @@ def build_mlp(
             x = keras.layers.Dense(n, activation=activation, name=f"dense_{i}")(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
-    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    logits = keras.layers.Dense(num_classes, name="logits", dtype=logits_dtype())(x)
     return keras.Model(inputs, logits, name=name)

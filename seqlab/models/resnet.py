@@ -44,7 +44,7 @@ import keras
 from seqlab.errors import ConfigError
 from seqlab.layers.conv import ConvBlock
 from seqlab.layers.residual import SHORTCUTS, BasicResidualBlock, BottleneckResidualBlock
-from seqlab.models._vision import check_choice, check_num_classes, image_input
+from seqlab.models._vision import check_choice, check_num_classes, image_input, logits_dtype
 
 BLOCKS = {"basic": BasicResidualBlock, "bottleneck": BottleneckResidualBlock}
 # name -> (block, blocks per stage): He et al. (2016), table 1.
@@ -129,7 +129,7 @@ def _build(
     conv_bias,
     name: str,
 ) -> keras.Model:
-    check_num_classes(num_classes)
+    num_classes = check_num_classes(num_classes)
     if not isinstance(width, int) or isinstance(width, bool) or width <= 0:
         raise ConfigError(f"model.width must be a positive integer, got {width!r}")
     family, block, counts = resnet_plan(depth, arch, block)
@@ -165,7 +165,7 @@ def _build(
             )(x)
 
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    logits = keras.layers.Dense(num_classes, name="logits", dtype=logits_dtype())(x)
     return keras.Model(inputs, logits, name=name)
 
 

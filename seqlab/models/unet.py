@@ -23,7 +23,7 @@ import keras
 from seqlab.errors import ConfigError
 from seqlab.layers.unet import UPSAMPLINGS, DoubleConv, UNetDecoderBlock
 from seqlab.models._checks import check_positive, check_rate
-from seqlab.models._vision import check_choice, check_num_classes, image_input
+from seqlab.models._vision import check_choice, check_num_classes, image_input, logits_dtype
 
 
 def check_unet_size(input_shape: Sequence[int], depth: int) -> None:
@@ -103,7 +103,7 @@ def build_unet(
     >>> model.output.shape
     (None, 64, 48, 1)
     """
-    check_num_classes(num_classes)
+    num_classes = check_num_classes(num_classes)
     check_positive(depth=depth, base_filters=base_filters)
     check_rate("dropout", dropout)
     check_choice("upsampling", upsampling, UPSAMPLINGS)
@@ -126,5 +126,5 @@ def build_unet(
             base_filters * 2**level, upsampling=upsampling, batch_norm=batch_norm,
             name=f"dec_{level}",
         )([x, skips[level]])
-    logits = keras.layers.Conv2D(num_classes, 1, name="logits")(x)
+    logits = keras.layers.Conv2D(num_classes, 1, name="logits", dtype=logits_dtype())(x)
     return keras.Model(inputs, logits, name=name)

@@ -208,3 +208,18 @@ def test_bad_input_names_the_value():
     model = build_resnet((None, None, 3), 2, depth=8, width=2)
     with pytest.raises(ValueError, match="expected axis -1 of input shape to have value 3"):
         model(np.zeros((1, 8, 8, 1), "float32"))  # a grayscale batch for an RGB model
+
+
+def test_mixed_precision_keeps_float32_logits_and_numpy_sizes_pass():
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = build_resnet((np.int64(8), 8, 1), np.int64(3), depth=8, width=2)
+    finally:
+        keras.config.set_dtype_policy(policy)
+    assert model.get_layer("stage2_block1").compute_dtype == "float16"
+    assert model.get_layer("stage2_block1").shortcut_conv.compute_dtype == "float16"
+    assert model.output.dtype == "float32"  # the loss and softmax stay in float32
+    assert model.input.shape == (None, 8, 8, 1) and model.output.shape == (None, 3)
+    y = model(np.ones((2, 8, 8, 1), "float32"), training=True)
+    assert y.dtype == "float32" and np.isfinite(np.asarray(y)).all()
