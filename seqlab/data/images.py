@@ -271,13 +271,24 @@ def classifier_augmentation(flip: str | None, translate: float, seed: int) -> ke
             raise ConfigError(
                 f"data.flip={flip!r}: expected horizontal, vertical, horizontal_and_vertical or null"
             )
-        layers.append(keras.layers.RandomFlip(flip, seed=seed))
+        layers += random_flips(flip, seed)
     if translate:
         if not 0.0 < float(translate) < 1.0:
             raise ConfigError(f"data.translate={translate!r} must be a fraction in [0, 1) of the image size")
         layers.append(keras.layers.RandomTranslation(translate, translate, fill_mode="constant",
                                                      seed=seed + 1))
     return keras.Sequential(layers, name="augment") if layers else None
+
+
+def random_flips(mode: str, seed: int) -> list[keras.layers.Layer]:
+    """Keras ``RandomFlip`` layers for ``mode``, one per axis.
+
+    Keras' own ``"horizontal_and_vertical"`` draws one coin for both axes
+    (no flip, or both: a half turn); here each axis gets its own coin, so
+    all four results occur.
+    """
+    axes = ("horizontal", "vertical") if mode == "horizontal_and_vertical" else (mode,)
+    return [keras.layers.RandomFlip(axis, seed=seed + i) for i, axis in enumerate(axes)]
 
 
 def _to_float(images, labels):
@@ -530,10 +541,12 @@ def load_membrane(path: str | None = None, data_dir: str | None = None, unlabell
 def segmentation_augmentation(seed: int, crop_size: int | None, flip: bool, rotate90: bool,
                               elastic: float):
     """One augmentation of a single ``[H, W, C + 1]`` tensor, the image's channels
-    with its mask as the last channel: random crop, flips, quarter turns,
-    elastic deformation (bilinear; the mask is rounded back to 0/1 after)."""
+    with its mask as the last channel: random crop, flips and quarter turns
+    (together: each of the 8 symmetries of the square), elastic deformation
+    (bilinear; the mask is rounded back to 0/1 after)."""
     crop = keras.layers.RandomCrop(crop_size, crop_size, seed=seed) if crop_size else None
-    flips = keras.layers.RandomFlip("horizontal_and_vertical", seed=seed + 1) if flip else None
+    # rot90 alone gives the 4 rotations; one mirror on top gives all 8 symmetries of the square
+    flips = random_flips("horizontal" if rotate90 else "horizontal_and_vertical", seed + 10) if flip else []
     warp = None
     if elastic:
         if not 0.0 < float(elastic) <= 1.0:
@@ -548,8 +561,8 @@ def segmentation_augmentation(seed: int, crop_size: int | None, flip: bool, rota
     def apply(stacked):
         if crop is not None:
             stacked = crop(stacked, training=True)
-        if flips is not None:
-            stacked = flips(stacked, training=True)
+        for layer in flips:
+            stacked = layer(stacked, training=True)
         if turns is not None:
             k = keras.random.randint((), 0, 4, seed=turns, dtype="int32")
             stacked = tf.image.rot90(stacked, k)

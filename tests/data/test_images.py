@@ -185,6 +185,20 @@ def test_geometric_augmentation_moves_image_and_mask_together():
         np.testing.assert_array_equal(mask.numpy(), (image.numpy() > 0.5).astype(np.float32))
 
 
+def _distinct(augment, stacked, n=48) -> int:
+    ds = tf.data.Dataset.from_tensors(stacked).repeat(n).map(augment)
+    return len({hashlib.sha1(image.numpy().tobytes()).hexdigest() for image, _ in ds})
+
+
+def test_flips_and_quarter_turns_reach_every_symmetry_of_the_square():
+    stacked = _blobs(size=16)  # no symmetry of its own
+    both = im.segmentation_augmentation(seed=0, crop_size=None, flip=True, rotate90=True, elastic=0.0)
+    flips = im.segmentation_augmentation(seed=0, crop_size=None, flip=True, rotate90=False, elastic=0.0)
+    turns = im.segmentation_augmentation(seed=0, crop_size=None, flip=False, rotate90=True, elastic=0.0)
+    # (Keras' RandomFlip("horizontal_and_vertical") alone would give 2: one coin for both axes)
+    assert (_distinct(both, stacked), _distinct(flips, stacked), _distinct(turns, stacked)) == (8, 4, 4)
+
+
 def test_elastic_deformation_keeps_the_mask_binary_and_on_its_image():
     stacked = _blobs(size=48, seed=2)
     augment = im.segmentation_augmentation(seed=3, crop_size=None, flip=False, rotate90=False, elastic=0.5)
