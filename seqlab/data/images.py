@@ -634,6 +634,8 @@ def build_membrane_data(
     ``pixel_accuracy``, ``iou``, ``dice`` of the membrane class.
     """
     images, masks, _ = load_membrane(path, data_dir)
+    folder, _ = _local_folder("isbi2012_membrane", path, data_dir)
+    unlabelled = len(_numbered_pngs(folder / "test")) if (folder / "test").is_dir() else 0
     n = len(images)
     if isinstance(holdout, bool) or not isinstance(holdout, int) or not 0 < holdout < n:
         raise ConfigError(f"data.holdout must be an integer in [1, {n - 1}] (held-out slices), got {holdout!r}")
@@ -684,6 +686,7 @@ def build_membrane_data(
     info = {
         "task": "isbi2012_membrane",
         "labelled_images": n,
+        "unlabelled_images": unlabelled,
         "train_images": len(train_idx),
         "holdout_images": holdout,
         "holdout_slices": f"{test_idx[0]}-{test_idx[-1]}",

@@ -134,6 +134,7 @@ def test_membrane_training_patches_come_only_from_the_training_slices(shared):
                                     flip=False, rotate90=False, mask_preview=0)
     assert bundle.model_kwargs == {"input_shape": (32, 32, 1), "num_classes": 1}
     assert (bundle.info["train_images"], bundle.info["holdout_images"]) == (24, 6)
+    assert (bundle.info["labelled_images"], bundle.info["unlabelled_images"]) == (30, 30)
     assert bundle.info["holdout_slices"] == "24-29" and bundle.steps_per_epoch == 2
     images, masks, _ = im.load_membrane()
     small = tf.image.resize(images[..., None] / 255.0, (64, 64), method="area").numpy()[..., 0]
