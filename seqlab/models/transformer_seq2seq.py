@@ -274,7 +274,7 @@ def build_transformer_seq2seq(
     >>> [layer.name for layer in model.layers if "block" in layer.name]
     ['encoder_block_0', 'decoder_block_0']
     >>> logits = model({"source": np.array([[5, 6, 2, 0]]), "target_in": np.array([[1, 7, 8]])})
-    >>> tuple(logits.shape), str(logits.dtype)
+    >>> tuple(logits.shape), keras.backend.standardize_dtype(logits.dtype)
     ((1, 3, 30), 'float32')
     """
     num_encoder_layers = num_layers if num_encoder_layers is None else num_encoder_layers
