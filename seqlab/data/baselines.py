@@ -170,6 +170,9 @@ def classical_forecasts(
         raise ConfigError("data.classical.log=true needs a positive series")
     z = np.log(y) if log else y
     start = max(0, fit_end - int(spec["fit_last"])) if spec.get("fit_last") else 0
+    # Imported first: on import it puts an "always" filter in front of ours.
+    import statsmodels.tools.sm_exceptions  # noqa: F401
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter of the optimiser
         fitted = _model(spec, z[start:fit_end]).fit(disp=False)

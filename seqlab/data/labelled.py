@@ -606,6 +606,18 @@ def sms_tokens(message: str) -> list[str]:
     return _SMS_TOKEN.findall(message.lower())
 
 
+def sms_spam_splits(
+    rows: Sequence[tuple[str, str]], fractions: Sequence[float], seed: int
+) -> dict[str, list[tuple[str, str]]]:
+    """``{train, validation, test}`` lists of ``(label, message)``: exact
+    duplicate lines removed first (the first occurrence kept), then a split
+    stratified by label."""
+    distinct = list(dict.fromkeys(rows))
+    labels = np.array([label == "spam" for label, _ in distinct], np.int32)
+    parts = stratified_fractions(labels, fractions, seed)
+    return {n: [distinct[i] for i in idx] for n, idx in zip(("train", "validation", "test"), parts, strict=True)}
+
+
 def build_sms_spam_data(
     *,
     batch_size: int,
@@ -628,17 +640,18 @@ def build_sms_spam_data(
     _check_seed("split_seed", split_seed)
     folder = data_folder("sms_spam", path, ["SMSSpamCollection"])
     rows = read_sms_spam(folder / "SMSSpamCollection")
-    distinct = list(dict.fromkeys(rows))  # first occurrence kept, file order
-    labels = np.array([1 if label == "spam" else 0 for label, _ in distinct], np.int32)
+    labels = np.array([1 if label == "spam" else 0 for label, _ in rows], np.int32)
     check_classes(labels, ["ham", "spam"], f"sms_spam ({folder})")
-    parts = stratified_fractions(labels, fractions, split_seed)
-    tokens = [sms_tokens(message) for _, message in distinct]
-    names = ["train", "validation", "test"]
-    splits = {n: ([tokens[i] for i in idx], labels[idx]) for n, idx in zip(names, parts, strict=True)}
+    parts = sms_spam_splits(rows, fractions, split_seed)
+    distinct = sum(len(p) for p in parts.values())
+    splits = {
+        name: ([sms_tokens(m) for _, m in part], np.array([int(lab == "spam") for lab, _ in part], np.int32))
+        for name, part in parts.items()
+    }
     return _token_classification_bundle(
         name="sms_spam", splits=splits, class_names=["ham", "spam"], batch_size=batch_size,
         seed=seed, min_count=min_count, max_len=max_len, bucket_width=bucket_width, positive=1,
-        info={"task": "sms_spam", "lines": len(rows), "duplicates_removed": len(rows) - len(distinct),
+        info={"task": "sms_spam", "lines": len(rows), "duplicates_removed": len(rows) - distinct,
               "majority_all_lines": round(1 - float(np.mean([r[0] == "spam" for r in rows])), 6)},
     )
 

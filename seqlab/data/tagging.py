@@ -199,14 +199,14 @@ def tag_sequences(model: keras.Model, dataset: tf.data.Dataset, tags: Vocabulary
 
 
 def chunk_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
-    """Chunk precision, recall and F1 (percent-free, 0..1) by ``seqeval`` in
-    its default, conlleval-compatible mode."""
+    """Chunk precision, recall and F1 (0..1, not percent) by ``seqeval`` in
+    its default, conlleval-compatible mode (0 where undefined)."""
     from seqeval.metrics import f1_score, precision_score, recall_score
 
     return {
-        "chunk_precision": float(precision_score(gold, predicted)),
-        "chunk_recall": float(recall_score(gold, predicted)),
-        "chunk_f1": float(f1_score(gold, predicted)),
+        "chunk_precision": float(precision_score(gold, predicted, zero_division=0)),
+        "chunk_recall": float(recall_score(gold, predicted, zero_division=0)),
+        "chunk_f1": float(f1_score(gold, predicted, zero_division=0)),
     }
 
 
