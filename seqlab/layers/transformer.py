@@ -252,8 +252,17 @@ class TransformerEncoderBlock(keras.layers.Layer):
         return self.attention.init_cache(batch_size, max_length or self.max_length, dtype)
 
     def call(
-        self, inputs, mask=None, attention_mask=None, cache=None, cache_index=None, training=None
+        self,
+        inputs,
+        mask=None,
+        attention_mask=None,
+        cache=None,
+        cache_index=None,
+        training=None,
+        inputs_mask=None,
     ):
+        # Keras fills ``mask`` when ``inputs`` is the only tensor argument, else ``inputs_mask``.
+        mask = inputs_mask if mask is None else mask
         x, new_cache = self._self_attention(
             inputs, mask, attention_mask, cache, cache_index, training
         )
@@ -369,7 +378,9 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
         cache_index=None,
         memory_kv=None,
         training=None,
+        inputs_mask=None,
     ):
+        mask = inputs_mask if mask is None else mask
         if self.has_cross_attention and memory is None and memory_kv is None:
             raise ValueError(
                 f"TransformerDecoderBlock {self.name!r} has cross-attention: pass memory (the "
