@@ -3,7 +3,9 @@
 Keras keeps its own recursive walk private (``Layer._flatten_layers``); this
 one follows what a model shows publicly: a model's ``layers``, a wrapper's
 ``layer`` (``TimeDistributed``), ``Bidirectional``'s ``forward_layer`` and
-``backward_layer``, and a recurrent layer's ``cell``.
+``backward_layer``, a recurrent layer's ``cell``, and the layers a subclassed
+block holds as attributes (a residual block's convolutions, a Transformer
+block's attention), alone or in a list.
 """
 
 from __future__ import annotations
@@ -35,4 +37,13 @@ def walk_layers(root: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
         children = list(getattr(layer, "layers", None) or [])
         children += [getattr(layer, name) for name in _CHILDREN
                      if isinstance(getattr(layer, name, None), keras.layers.Layer)]
+        # A block's own layers (a model lists its own in ``layers``).
+        attributes = {} if isinstance(layer, keras.Model) else vars(layer)
+        for name, value in attributes.items():
+            if name.startswith("_"):
+                continue
+            if isinstance(value, keras.layers.Layer):
+                children.append(value)
+            elif isinstance(value, list | tuple):
+                children += [v for v in value if isinstance(v, keras.layers.Layer)]
         stack.extend(reversed(children))
