@@ -158,7 +158,9 @@ def test_console_script_bad_value_is_one_line_without_traceback(tmp_path, data_d
 
 
 def test_multirun_children_share_one_parent(tmp_path, data_dir):
-    proc = _cli(tmp_path, "-m", "model.hidden_size=8,16")
+    # Through Hydra's submitit launcher, as on a cluster: each job is its own
+    # process started by submitit's local executor (the SLURM one, on a cluster).
+    proc = _cli(tmp_path, "-m", "hydra/launcher=submitit_local", "model.hidden_size=8,16")
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = all_runs(store_client(tmp_path))
     parents = [r for r in runs if r.data.tags.get("seqlab.sweep") == "parent"]
@@ -176,6 +178,19 @@ def test_multirun_children_share_one_parent(tmp_path, data_dir):
     assert parent.data.metrics["best_val_loss"] == pytest.approx(best.data.metrics["val_loss"])
     report = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.html", "report/report.md", "report/runs.csv", "report/learning_curves.png"} <= report
+
+
+def test_slurm_launcher_preset_composes():
+    from hydra import compose, initialize_config_dir
+
+    from seqlab.cli import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=cpu"],
+                      return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher.partition, launcher.cpus_per_task, launcher.timeout_min) == ("cpu", 8, 120)
 
 
 def test_multirun_with_a_bad_value_is_one_line_and_the_parent_ends_failed(tmp_path, data_dir):
