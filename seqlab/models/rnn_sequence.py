@@ -283,6 +283,7 @@ def build_rnn_classifier(
     pooling: str = "last",
     dropout: float = 0.0,
     embedding_dropout: float | None = None,
+    word_dropout: float = 0.0,
     name: str = "rnn_classifier",
 ) -> keras.Model:
     """Sequence -> class logits ``[B, num_classes]`` (many-to-one).
@@ -314,6 +315,9 @@ def build_rnn_classifier(
         pooling: ``last``, ``mean`` or ``max`` (see above).
         dropout: dropout between recurrent layers and before ``logits``.
         embedding_dropout: dropout on the embedding output (None: ``dropout``).
+        word_dropout: in training, drop whole token embeddings (one draw per
+            token, scaled by ``1 / (1 - rate)``), as word dropout in Iyyer et
+            al. 2015; token inputs only. 0: none.
         name: the Keras model name.
 
     Returns:
@@ -345,11 +349,14 @@ def build_rnn_classifier(
     embedding_dropout = dropout if embedding_dropout is None else embedding_dropout
     check_rate("dropout", dropout)
     check_rate("embedding_dropout", embedding_dropout)
+    check_rate("word_dropout", word_dropout)
     split_cell_spec(cell, "model.cell")
     if vocab_size is not None:
         check_positive(vocab_size=vocab_size, embedding_dim=embedding_dim)
         inputs = keras.Input(shape=(None,), dtype="int32", name="tokens")
         x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(inputs)
+        if word_dropout:
+            x = keras.layers.Dropout(word_dropout, noise_shape=(None, None, 1), name="word_dropout")(x)
     else:
         check_positive(input_dim=input_dim)
         inputs = keras.Input(shape=(None, input_dim), name="inputs")

@@ -57,6 +57,16 @@ def test_classifier_pooling_ignores_padding(pooling):
                                rtol=1e-5, atol=1e-6)
 
 
+def test_word_dropout_drops_whole_tokens():
+    model = build_rnn_classifier(num_classes=2, vocab_size=50, embedding_dim=16, hidden_size=3,
+                                 word_dropout=0.5)
+    embedded = model.get_layer("embedding")(np.arange(1, 41, dtype="int32")[None])
+    dropped = np.asarray(model.get_layer("word_dropout")(embedded, training=True))[0]
+    kept = np.any(dropped != 0, axis=-1)
+    np.testing.assert_allclose(dropped[kept], 2 * np.asarray(embedded)[0][kept], rtol=1e-6)
+    assert 0 < kept.sum() < 40 and np.all(dropped[~kept] == 0)
+
+
 def test_masked_max_pooling_equals_numpy():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(3, 5, 4)).astype("float32")
@@ -158,6 +168,8 @@ def test_bad_builder_arguments_are_config_errors():
         build_rnn_classifier(num_classes=2, vocab_size=5, pooling="attention")
     with pytest.raises(ConfigError, match="exactly one of vocab_size"):
         build_rnn_classifier(num_classes=2)
+    with pytest.raises(ConfigError, match="model.word_dropout must be in"):
+        build_rnn_classifier(num_classes=2, vocab_size=5, word_dropout=1.0)
     with pytest.raises(ConfigError, match="mask_zero=true .* needs model.embedding_dim"):
         build_rnn_tagger(num_classes=2, vocab_size=5, mask_zero=True)
     with pytest.raises(ConfigError, match="feature_vocab_sizes"):
