@@ -222,3 +222,22 @@ def test_blocks_save_and_reload(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "blocks.keras")
     np.testing.assert_allclose(loaded(inputs), want, atol=1e-6)
     assert loaded.get_layer("dec").get_config()["activation"] == "gelu_tanh"
+
+
+def test_gelu_and_its_hand_written_gradient():
+    """seqlab's GELU equals Keras' exact GELU; its gradient equals autodiff of Keras'
+    and the analytic Phi(x) + x phi(x)."""
+    import tensorflow as tf
+
+    from seqlab.layers.transformer import gelu
+
+    x = tf.constant(np.linspace(-5, 5, 101).astype("float32"))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        mine, ref = gelu(x), keras.activations.gelu(x, approximate=False)
+    np.testing.assert_allclose(mine, ref, atol=1e-6)
+    grad = np.asarray(tape.gradient(mine, x))
+    np.testing.assert_allclose(grad, tape.gradient(ref, x), atol=1e-5)
+    xs = np.asarray(x, "float64")
+    analytic = 0.5 * (1 + erf(xs / np.sqrt(2))) + xs * np.exp(-0.5 * xs**2) / np.sqrt(2 * np.pi)
+    np.testing.assert_allclose(grad, analytic, atol=1e-5)
