@@ -47,9 +47,10 @@ from seqlab.layers.position import (
     RotaryEmbedding,
     SinusoidalPositionEncoding,
 )
-from seqlab.layers.transformer import TransformerDecoderBlock, TransformerEncoderBlock
+from seqlab.layers.transformer import LayerNorm, TransformerDecoderBlock, TransformerEncoderBlock
 
 _POSITION_LAYERS = (SinusoidalPositionEncoding, LearnedPositionEmbedding)
+_PER_POSITION_HERE = (*_PER_POSITION, LayerNorm)
 
 
 def _blocks(model) -> list:
@@ -75,7 +76,7 @@ def _blocks(model) -> list:
             blocks.append(op)
         elif isinstance(op, keras.layers.Concatenate) and op.axis not in (-1, 2):
             raise ConfigError(f"layer {name!r} concatenates along axis {op.axis}, not features")
-        elif not isinstance(op, (*_PER_POSITION, *_POSITION_LAYERS, keras.layers.Concatenate)):
+        elif not isinstance(op, (*_PER_POSITION_HERE, *_POSITION_LAYERS, keras.layers.Concatenate)):
             raise ConfigError(
                 f"layer {name!r} ({type(op).__name__}) may mix time steps; only Transformer "
                 "blocks, position layers and per-position layers can run through a KV cache"

@@ -33,6 +33,7 @@ from seqlab.layers.transformer import (
     _ACTIVATIONS,
     ClassToken,
     FirstToken,
+    LayerNorm,
     MaskedMeanPooling,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
@@ -223,7 +224,7 @@ def build_transformer_lm(
             name=f"block_{i}",
         )(x)
     if norm_first:
-        x = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
+        x = LayerNorm(epsilon=1e-5, name="final_norm")(x)
     if tie_weights:
         logits = OutputBias(name="logits", dtype="float32")(embedding(x, reverse=True))
     else:
@@ -326,7 +327,7 @@ def build_transformer_classifier(
             name=f"block_{i}",
         )(x)
     if norm_first:
-        x = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
+        x = LayerNorm(epsilon=1e-5, name="final_norm")(x)
     if pooling == "cls":
         x = FirstToken(name="cls_output")(x)
         x = keras.layers.Dense(

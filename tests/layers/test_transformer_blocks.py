@@ -241,3 +241,29 @@ def test_gelu_and_its_hand_written_gradient():
     xs = np.asarray(x, "float64")
     analytic = 0.5 * (1 + erf(xs / np.sqrt(2))) + xs * np.exp(-0.5 * xs**2) / np.sqrt(2 * np.pi)
     np.testing.assert_allclose(grad, analytic, atol=1e-5)
+
+
+def test_layer_norm_equals_keras_values_and_gradients():
+    import tensorflow as tf
+
+    from seqlab.layers.transformer import LayerNorm
+
+    rng = np.random.default_rng(6)
+    x = tf.constant(rng.normal(1.0, 2.0, size=(3, 4, 8)).astype("float32"))
+    mine, ref = LayerNorm(epsilon=1e-5), keras.layers.LayerNormalization(epsilon=1e-5)
+    mine.build(x.shape)
+    ref.build(x.shape)
+    for a, b in ((mine.gamma, ref.gamma), (mine.beta, ref.beta)):
+        value = rng.normal(size=a.shape).astype("float32")
+        a.assign(value)
+        b.assign(value)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y_mine, y_ref = mine(x), ref(x)
+        l_mine, l_ref = tf.reduce_sum(tf.sin(y_mine)), tf.reduce_sum(tf.sin(y_ref))
+    np.testing.assert_allclose(y_mine, y_ref, atol=1e-5)
+    for g_mine, g_ref in zip(
+        tape.gradient(l_mine, [x, mine.gamma, mine.beta]),
+        tape.gradient(l_ref, [x, ref.gamma, ref.beta]),
+    ):
+        np.testing.assert_allclose(g_mine, g_ref, atol=1e-4)
