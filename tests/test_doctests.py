@@ -1,7 +1,8 @@
 """The ``Example`` sections of every public layer and builder run as doctests.
 
 Every module under ``seqlab.layers`` and ``seqlab.models``, and
-``seqlab.metrics`` and ``seqlab.walk``, is collected; a module without examples contributes no test, a failing
+``seqlab.metrics``, ``seqlab.walk``, ``seqlab.instantiate`` and the trainer's
+time budget and optimizer, is collected; a module without examples contributes no test, a failing
 example fails here with the module's name.
 """
 
@@ -20,7 +21,8 @@ PACKAGES = (seqlab.layers, seqlab.models)
 
 
 def _modules() -> list[str]:
-    names = ["seqlab.metrics", "seqlab.walk"]
+    names = ["seqlab.metrics", "seqlab.walk", "seqlab.instantiate", "seqlab.training.time_budget",
+             "seqlab.training.optim"]
     for package in PACKAGES:
         names.append(package.__name__)
         for info in pkgutil.walk_packages(package.__path__, prefix=package.__name__ + "."):

@@ -1,5 +1,7 @@
-"""seqlab's Keras layers (cells, recurrent stacks, attention, ...)."""
+"""seqlab's Keras layers: recurrent cells and stacks, attention and Transformer
+blocks, positions, convolution / residual / U-Net blocks, regularisation."""
 
+from seqlab.layers.attention import MultiHeadAttention, scaled_dot_product_attention
 from seqlab.layers.cells import (
     GRUCell,
     LayerNormLSTMCell,
@@ -8,28 +10,58 @@ from seqlab.layers.cells import (
     RecurrentCell,
     SimpleRNNCell,
 )
+from seqlab.layers.conv import ConvBlock
 from seqlab.layers.encoding import OneHot
 from seqlab.layers.pooling import LastTimeStep
+from seqlab.layers.position import (
+    LearnedPositionEmbedding,
+    RotaryEmbedding,
+    SinusoidalPositionEncoding,
+)
 from seqlab.layers.recurrent import Recurrent
 from seqlab.layers.registry import CELLS, get_cell
 from seqlab.layers.regularization import LockedDropout, OutputBias
+from seqlab.layers.residual import BasicResidualBlock, BottleneckResidualBlock
 from seqlab.layers.stacks import recurrent_layer, recurrent_stack, split_cell_spec
+from seqlab.layers.transformer import (
+    ClassToken,
+    FirstToken,
+    MaskedMeanPooling,
+    TransformerDecoderBlock,
+    TransformerEncoderBlock,
+)
+from seqlab.layers.unet import DoubleConv, UNetDecoderBlock
 
 __all__ = [
     "CELLS",
+    "BasicResidualBlock",
+    "BottleneckResidualBlock",
+    "ClassToken",
+    "ConvBlock",
+    "DoubleConv",
+    "FirstToken",
     "GRUCell",
     "LSTMCell",
     "LastTimeStep",
     "LayerNormLSTMCell",
+    "LearnedPositionEmbedding",
     "LockedDropout",
+    "MaskedMeanPooling",
+    "MultiHeadAttention",
     "OneHot",
     "OutputBias",
     "PeepholeLSTMCell",
     "Recurrent",
     "RecurrentCell",
+    "RotaryEmbedding",
     "SimpleRNNCell",
+    "SinusoidalPositionEncoding",
+    "TransformerDecoderBlock",
+    "TransformerEncoderBlock",
+    "UNetDecoderBlock",
     "get_cell",
     "recurrent_layer",
     "recurrent_stack",
+    "scaled_dot_product_attention",
     "split_cell_spec",
 ]
