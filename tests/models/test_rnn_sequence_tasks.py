@@ -53,8 +53,7 @@ def test_classifier_pooling_ignores_padding(pooling):
                                  cell="lstm", bidirectional=True, pooling=pooling)
     short = np.array([[3, 1, 6]], "int32")
     padded = np.array([[3, 1, 6, 0, 0, 0, 0]], "int32")
-    np.testing.assert_allclose(model.predict(padded, verbose=0), model.predict(short, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(model(padded)), np.asarray(model(short)), rtol=1e-5, atol=1e-6)
 
 
 def test_word_dropout_drops_whole_tokens():
@@ -97,8 +96,7 @@ def test_tagger_learns_a_token_rule_that_needs_the_right_context_with_padding_ma
     assert np.mean(pred[real] == y[:128][real]) > 0.95
     # More padding changes nothing at the real steps (the backward direction skips it).
     wider = np.concatenate([x[:4], np.zeros((4, 5), "int32")], axis=1)
-    np.testing.assert_allclose(model.predict(wider, verbose=0)[:, :8], model.predict(x[:4], verbose=0),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(model(wider))[:, :8], np.asarray(model(x[:4])), rtol=1e-4, atol=1e-5)
 
 
 def test_tagger_features_are_masked_alike():
@@ -109,8 +107,7 @@ def test_tagger_features_are_masked_alike():
     short = {"tokens": np.array([[3, 4, 5]], "int32"), "features": np.array([[[1], [2], [3]]], "int32")}
     padded = {"tokens": np.array([[3, 4, 5, 0, 0]], "int32"),
               "features": np.array([[[1], [2], [3], [0], [0]]], "int32")}
-    np.testing.assert_allclose(model.predict(padded, verbose=0)[:, :3], model.predict(short, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(model(padded))[:, :3], np.asarray(model(short)), rtol=1e-5, atol=1e-6)
 
 
 def test_forecaster_fits_a_noiseless_sine_better_than_seasonal_naive():
@@ -160,7 +157,7 @@ def test_new_builders_save_and_load(tmp_path):
     for model, x in ((classifier, tokens), (lm, {"tokens": tokens, "condition": np.array([1], "int32")})):
         model.save(tmp_path / f"{model.name}.keras")
         restored = keras.saving.load_model(tmp_path / f"{model.name}.keras")
-        np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(restored(x)), np.asarray(model(x)), rtol=1e-6)
 
 
 def test_bad_builder_arguments_are_config_errors():
