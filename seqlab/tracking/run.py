@@ -320,9 +320,19 @@ def keras_signature(model):
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
-    def spec(tensor):
+    def spec(tensor, name=None):
         shape = [-1 if d is None else int(d) for d in tensor.shape]
-        return TensorSpec(np.dtype(keras.backend.standardize_dtype(tensor.dtype)), [-1, *shape[1:]])
+        return TensorSpec(np.dtype(keras.backend.standardize_dtype(tensor.dtype)), [-1, *shape[1:]], name)
+
+    def schema(tensors, kind):
+        if len(tensors) == 1:
+            return Schema([spec(tensors[0])])
+        # MLflow names every tensor of a multi-tensor schema (a seq2seq model's
+        # source and target_in): the Keras names, or input_0, ... where they repeat.
+        names = [str(getattr(t, "name", "") or "") for t in tensors]
+        if len(set(names)) != len(names) or not all(names):
+            names = [f"{kind}_{i}" for i in range(len(tensors))]
+        return Schema([spec(t, n) for t, n in zip(tensors, names)])
 
     try:
         inputs, outputs = list(model.inputs), list(model.outputs)
@@ -330,7 +340,7 @@ def keras_signature(model):
         return None
     if not inputs or not outputs:
         return None
-    return ModelSignature(inputs=Schema([spec(t) for t in inputs]), outputs=Schema([spec(t) for t in outputs]))
+    return ModelSignature(inputs=schema(inputs, "input"), outputs=schema(outputs, "output"))
 
 
 def pip_requirements() -> list[str]:
