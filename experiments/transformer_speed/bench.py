@@ -261,7 +261,13 @@ def main(argv=None):
         help="time training by this process's CPU seconds, not wall time (a shared, loaded machine; "
         "tokens/s then means tokens per CPU-second)",
     )
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        help="Keras dtype policy of both builds (float32 | mixed_bfloat16 | mixed_float16)",
+    )
     args = parser.parse_args(argv)
+    keras.mixed_precision.set_global_policy(args.precision)
     if args.cpu_time:
         global CLOCK
         CLOCK = time.process_time
@@ -281,7 +287,10 @@ def main(argv=None):
 
     peak = matmul_peak()
     unit = "GFLOP per CPU-second" if args.cpu_time else "GFLOP/s"
-    print(f"2048^2 fp32 tf.matmul: {peak:.0f} {unit}; {os.cpu_count()} CPUs visible")
+    print(
+        f"2048^2 fp32 tf.matmul: {peak:.0f} {unit}; {os.cpu_count()} CPUs visible; "
+        f"policy {args.precision}"
+    )
     training_table(ds, Ts, modes, args.tokens, args.steps, args.rounds, args.warmup, peak)
     if args.generate:
         generation_table(args.generate, repeats=1 if args.quick else 3)

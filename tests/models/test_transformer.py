@@ -59,13 +59,24 @@ def test_lm_layers_and_tied_weights():
     assert rope.get_layer("block_0").attention.rotary
 
 
-def test_lm_float32_logits_under_mixed_precision():
+def test_lm_trains_and_generates_under_mixed_precision():
+    """mixed_bfloat16 (trainer.precision): bf16 matmuls, float32 softmax, norms and logits."""
+    from seqlab.generation import generate
+
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        model = tiny_lm()
+        model = tiny_lm("rope")
         assert model.output.dtype == "float32"
-        out = model(np.ones((1, 4), "int32"))
-        assert np.isfinite(np.asarray(out)).all()
+        assert model.get_layer("block_0").attention.compute_dtype == "bfloat16"
+        x = np.tile(np.arange(1, 9), (4, 2))
+        model.compile(
+            optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        )
+        history = model.fit(x[:, :-1], x[:, 1:], epochs=2, verbose=0)
+        assert np.isfinite(history.history["loss"]).all()
+        for jit in (False, True):
+            out = generate(model, [1, 2, 3], 16, strategy="greedy", jit_compile=jit)
+            assert out.shape == (1, 16) and 0 <= out.min() and out.max() < 11
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
