@@ -279,7 +279,12 @@ class MultiHeadAttention(keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed) if self.dropout > 0 else None
         self.rope = (
-            RotaryEmbedding(rope_max_wavelength, max_length=self.max_length, name="rope")
+            RotaryEmbedding(
+                rope_max_wavelength,
+                max_length=self.max_length,
+                name="rope",
+                dtype=self.dtype_policy,
+            )
             if self.rotary
             else None
         )

@@ -301,6 +301,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             output_initializer=self._initializer(self.output_initializer),
             seed=seed,
             name="attention",
+            dtype=self.dtype_policy,  # sublayers follow the block's policy, also when reloaded
         )
 
     @staticmethod
@@ -308,11 +309,11 @@ class TransformerEncoderBlock(keras.layers.Layer):
         return keras.initializers.get(keras.initializers.serialize(init))
 
     def _norm(self, name):
-        return LayerNorm(epsilon=self.layer_norm_epsilon, name=name)
+        return LayerNorm(epsilon=self.layer_norm_epsilon, name=name, dtype=self.dtype_policy)
 
     def _dropout(self, name, offset):
         seed = None if self.seed is None else self.seed + offset
-        return keras.layers.Dropout(self.dropout, seed=seed, name=name)
+        return keras.layers.Dropout(self.dropout, seed=seed, name=name, dtype=self.dtype_policy)
 
     def _build_attention_part(self, inputs_shape):
         d = inputs_shape[-1]
@@ -332,6 +333,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             use_bias=self.use_bias,
             kernel_initializer=self._initializer(self.kernel_initializer),
             name="ffn_in",
+            dtype=self.dtype_policy,
         )
         self.ffn_in.build(inputs_shape)
         self.ffn_out = keras.layers.Dense(
@@ -339,6 +341,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             use_bias=self.use_bias,
             kernel_initializer=self._initializer(self.output_initializer),
             name="ffn_out",
+            dtype=self.dtype_policy,
         )
         self.ffn_out.build((*inputs_shape[:-1], self.ff_dim))
         self.ffn_norm = self._norm("ffn_norm")
@@ -486,6 +489,7 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
                 output_initializer=self._initializer(self.output_initializer),
                 seed=None if self.seed is None else self.seed + 1,
                 name="cross_attention",
+                dtype=self.dtype_policy,
             )
 
     def build(self, inputs_shape, memory_shape=None):

@@ -59,7 +59,7 @@ def test_lm_layers_and_tied_weights():
     assert rope.get_layer("block_0").attention.rotary
 
 
-def test_lm_trains_and_generates_under_mixed_precision():
+def test_lm_trains_and_generates_under_mixed_precision(tmp_path):
     """mixed_bfloat16 (trainer.precision): bf16 matmuls, float32 softmax, norms and logits."""
     from seqlab.generation import generate
 
@@ -79,6 +79,11 @@ def test_lm_trains_and_generates_under_mixed_precision():
             assert out.shape == (1, 16) and 0 <= out.min() and out.max() < 11
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    # Reloaded under a float32 global policy, the blocks' sublayers keep the saved policy.
+    model.save(tmp_path / "bf16.keras")
+    loaded = keras.saving.load_model(tmp_path / "bf16.keras")
+    assert loaded.get_layer("block_0").ffn_in.compute_dtype == "bfloat16"
+    np.testing.assert_allclose(loaded(x[:, :8]), model(x[:, :8]), atol=2e-2)
 
 
 def test_lm_few_steps_reduce_the_loss():
