@@ -1,11 +1,13 @@
-"""The core's small decisions: which models count as recurrent or convolutional
-for jit_compile=auto (graph mode for both on CPU, XLA for the rest)."""
+"""The core's small decisions: which models count as recurrent or convolutional,
+and what jit_compile=auto picks (graph mode on a CPU; on a GPU XLA but for
+recurrent models)."""
 
 import keras
 import pytest
 
-from seqlab.experiment import is_convolutional, is_recurrent, resolve_jit
+from seqlab.experiment import is_recurrent, resolve_jit
 from seqlab.models import build_rnn_lm
+from seqlab.walk import walk_layers
 
 
 def _dense():
@@ -30,10 +32,16 @@ def _resnet():
     [(lambda: build_rnn_lm(11, 4, 6), True, False), (_nested_bidirectional_keras_gru, True, False),
      (_dense, False, False), (_resnet, False, True)],
 )
-def test_auto_jit_is_graph_mode_for_recurrent_and_conv_models_and_xla_otherwise(make, recurrent, convolutional):
+def test_auto_jit_is_graph_mode_on_cpu_and_xla_on_gpu_but_for_recurrent_models(
+        make, recurrent, convolutional, monkeypatch):
+    import seqlab.experiment
+
     model = make()
     assert is_recurrent(model) is recurrent
     # the convolutions sit inside the residual blocks: the walk finds them there
-    assert is_convolutional(model) is convolutional
-    assert resolve_jit("auto", model) is not (recurrent or convolutional)
+    assert any(isinstance(layer, keras.layers.Conv2D) for layer in walk_layers(model)) is convolutional
+    monkeypatch.setattr(seqlab.experiment, "_has_gpu", lambda: False)
+    assert resolve_jit("auto", model) is False
+    monkeypatch.setattr(seqlab.experiment, "_has_gpu", lambda: True)
+    assert resolve_jit("auto", model) is (not recurrent)
     assert resolve_jit(True, model) is True and resolve_jit(False, model) is False
