@@ -1,1 +1,9 @@
-"""Data: tokenizers, text corpora via TensorFlow Datasets, tf.data windows."""
+"""Data builders, each returning a :class:`seqlab.data.bundle.DataBundle`.
+
+Text: tokenizers, TFDS/local corpora, LM windows and stateful streams
+(``text``), parallel corpora and translation batches (``pairs``,
+``translation``), labelled sequences (``labelled``: sentiment, spam, names),
+tagging (``tagging``: CoNLL-2000), time series and their baselines
+(``timeseries``, ``baselines``), images (``images``: Fashion-MNIST, MNIST,
+ISBI membranes, TFDS names), synthetic long-range tasks (``synthetic``).
+"""

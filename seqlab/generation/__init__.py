@@ -11,6 +11,9 @@ Modules, one concept each:
   naive prefix re-run (``O(n^2)``);
 - ``decode``: the compiled sampling loop (``tf.function`` + ``tf.while_loop``);
 - ``beam``: compiled beam search with length penalty and end token;
+- ``transformer``: the Transformer LM's one-token step through per-block KV caches;
+- ``seq2seq``: greedy and beam decoding of encoder-decoder models (encode once,
+  then a cached decoder step), and batched translation;
 - ``api``: text-level functions over a tokenizer, the next-token view.
 """
 
@@ -28,14 +31,26 @@ from seqlab.generation.beam import Hypothesis, beam_search
 from seqlab.generation.decode import generate
 from seqlab.generation.recurrent import PrefixStep, StatefulStep, make_step, stateful_support
 from seqlab.generation.sampling import STRATEGIES, process_logits, resolve_sampling, sample_logits
+from seqlab.generation.seq2seq import (
+    FullRecompute,
+    TransformerCachedStep,
+    beam_decode,
+    greedy_decode,
+    make_seq2seq_step,
+    register_seq2seq_step,
+    translate,
+)
 
 __all__ = [
     "STRATEGIES",
     "BeamText",
+    "FullRecompute",
     "Hypothesis",
     "PrefixStep",
     "StatefulStep",
     "TokenProb",
+    "TransformerCachedStep",
+    "beam_decode",
     "beam_search",
     "beam_search_text",
     "encode_prompt",
@@ -43,10 +58,14 @@ __all__ = [
     "generate",
     "generate_text",
     "generate_texts",
+    "greedy_decode",
+    "make_seq2seq_step",
     "make_step",
     "next_token_distribution",
     "process_logits",
+    "register_seq2seq_step",
     "resolve_sampling",
     "sample_logits",
     "stateful_support",
+    "translate",
 ]

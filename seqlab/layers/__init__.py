@@ -26,6 +26,7 @@ from seqlab.layers.stacks import recurrent_layer, recurrent_stack, split_cell_sp
 from seqlab.layers.transformer import (
     ClassToken,
     FirstToken,
+    LayerNorm,
     MaskedMeanPooling,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
@@ -43,6 +44,7 @@ __all__ = [
     "GRUCell",
     "LSTMCell",
     "LastTimeStep",
+    "LayerNorm",
     "LayerNormLSTMCell",
     "LearnedPositionEmbedding",
     "LockedDropout",
