@@ -18,6 +18,9 @@ if "SEQLAB_DATA_DIR" not in os.environ and DEFAULT_DATA_DIR.is_dir():
 # nowhere and send the loader to the network.
 if os.environ.get("SEQLAB_DATA_DIR"):
     os.environ["SEQLAB_DATA_DIR"] = str(Path(os.environ["SEQLAB_DATA_DIR"]).resolve())
+# Test modules define callbacks and tasks that configs name (tests.training...):
+# admit the tests package, as a user admits theirs (seqlab.instantiate).
+os.environ.setdefault("SEQLAB_ALLOWED_TARGETS", "tests")
 # In CI a missing corpus is a failure, not a skip: otherwise CI passes without
 # a single end-to-end test.
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -38,7 +38,7 @@ def test_fashion_cnn_trains_and_logs_accuracy_and_a_confusion_matrix(tmp_path, d
     params = r.data.params
     assert (params["data_info.train_images"], params["data_info.validation_images"]) == ("54000", "6000")
     assert params["data_info.test_images"] == "10000" and params["data_info.image_shape"] == "28x28x1"
-    assert params["model.filters"] == "[32, 64]" and params["trainer_info.jit_compile"] == "False"
+    assert params["model.filters"] == "[32, 64, 128]" and params["trainer_info.jit_compile"] == "False"
     assert {"plots/confusion_matrix.png", "plots/learning_curves.png"} <= _artifacts(client, r.info.run_id, "plots")
     png = tmp_path / "out" / "plots" / "confusion_matrix.png"
     assert png.read_bytes()[:4] == b"\x89PNG"

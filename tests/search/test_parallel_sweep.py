@@ -16,12 +16,13 @@ from tests.e2e.helpers import TINY, all_runs, store_client
 # Jobs as small as a run gets: what is tested is the store, not the training.
 MINIMAL = ["trainer.steps_per_epoch=1", "trainer.validation_steps=1", "trainer.test=false",
            "tracking.log_model=false", "callbacks.checkpoint=null", "model.cell.compile_loops=false"]
-# The suite runs 2 repetitions (one store made from nothing, one from an empty
-# schema): each sweep costs ~30 s of TensorFlow imports in fresh joblib
-# workers, and the suite must stay under 10 minutes on 2 cores. The issue's
+# The suite runs 1 repetition (a store made from nothing: the racy case; more
+# repetitions also start from an empty schema): each sweep costs ~30 s of
+# TensorFlow imports in fresh joblib workers, and the suite must stay under
+# 10 minutes on 2 cores. The issue's
 # soak of 5 (or more) runs with SEQLAB_SWEEP_REPETITIONS=5; it passed 5 of 5
 # in every try recorded in experiments/search/README.md.
-REPETITIONS = int(os.environ.get("SEQLAB_SWEEP_REPETITIONS", "2"))
+REPETITIONS = int(os.environ.get("SEQLAB_SWEEP_REPETITIONS", "1"))
 
 
 @pytest.mark.slow
