@@ -70,7 +70,8 @@ def test_bad_precision_fails_before_a_run_opens(tmp_path):
 def test_a_mixed_bfloat16_run_trains_like_float32(tmp_path, data_dir):
     losses = {}
     for precision in ("float32", "mixed_bfloat16"):
-        cfg = compose_cfg(tmp_path / precision, f"trainer.precision={precision}", "tracking.log_model=false")
+        cfg = compose_cfg(tmp_path / precision, f"trainer.precision={precision}", "tracking.log_model=false",
+                          "trainer.steps_per_epoch=12", "trainer.test=false")
         losses[precision] = run(cfg, output_dir=tmp_path / precision / "out")["val_loss"]
         assert keras.config.dtype_policy().name == "float32"  # nothing leaks into the next run
     (r,) = all_runs(store_client(tmp_path / "mixed_bfloat16"))
