@@ -25,7 +25,7 @@ MINIMAL = ["trainer.steps_per_epoch=1", "trainer.validation_steps=1", "trainer.t
 REPETITIONS = int(os.environ.get("SEQLAB_SWEEP_REPETITIONS", "1"))
 
 
-@pytest.mark.slow
+@pytest.mark.soak
 def test_a_joblib_multirun_of_4_jobs_gives_4_children_and_1_parent_every_time(tmp_path, data_dir, _empty_mlflow_db):
     script = os.path.join(os.path.dirname(sys.executable), "seqlab-train")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

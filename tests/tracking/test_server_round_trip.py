@@ -22,7 +22,7 @@ import requests
 from seqlab.experiment import run
 from tests.e2e.helpers import compose_cfg
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.soak
 
 # Few steps: what is tested is the round trip, not the training.
 FAST = ("trainer.steps_per_epoch=4", "trainer.verbose=0", "tracking.log_every_n_steps=2")
