@@ -87,30 +87,61 @@ def _initializers(init_std, num_layers):
     )
 
 
-def _embed(tokens, vocab_size, d_model, max_length, position, dropout, init, tied, mask_zero):
-    """tokens -> [B, T, d]: embedding, position (unless rope), dropout. Returns (x, embedding)."""
+def _embedding(vocab_size, d_model, init, tied, mask_zero, name):
+    """A token embedding; ``tied``: a ``ReversibleEmbedding`` that is also the output projection."""
     if tied:
-        embedding = keras.layers.ReversibleEmbedding(
+        return keras.layers.ReversibleEmbedding(
             vocab_size,
             d_model,
             tie_weights=True,
             embeddings_initializer=init(),
             mask_zero=mask_zero,
-            name="embedding",
+            name=name,
         )
-    else:
-        embedding = keras.layers.Embedding(
-            vocab_size,
-            d_model,
-            embeddings_initializer=init(),
-            mask_zero=mask_zero,
-            name="embedding",
-        )
-    x = embedding(tokens)
+    return keras.layers.Embedding(
+        vocab_size, d_model, embeddings_initializer=init(), mask_zero=mask_zero, name=name
+    )
+
+
+def _position(position, max_length, init, name):
+    """The additive position layer (None for rope, which acts inside attention)."""
     if position == "sinusoidal":
-        x = SinusoidalPositionEncoding(max_length=max_length, name="position")(x)
-    elif position == "learned":
-        x = LearnedPositionEmbedding(max_length, initializer=init(), name="position")(x)
+        return SinusoidalPositionEncoding(max_length=max_length, name=name)
+    if position == "learned":
+        return LearnedPositionEmbedding(max_length, initializer=init(), name=name)
+    return None
+
+
+def _block_options(
+    *, dropout, attention_dropout, activation, norm_first, position, max_length, inits, **extra
+):
+    """Keyword arguments shared by every Transformer block of a builder.
+
+    ``inits`` is ``(kernel_init, output_init)`` from :func:`_initializers`;
+    each call returns fresh initializer objects, so no two blocks share a
+    seeded initializer (they would start equal).
+    """
+    kernel_init, output_init = inits
+    return {
+        "dropout": dropout,
+        "attention_dropout": attention_dropout,
+        "activation": activation,
+        "norm_first": norm_first,
+        "rotary": position == "rope",
+        "max_length": max_length,
+        "kernel_initializer": kernel_init(),
+        "output_initializer": output_init(),
+        **extra,
+    }
+
+
+def _embed(tokens, vocab_size, d_model, max_length, position, dropout, init, tied, mask_zero):
+    """tokens -> [B, T, d]: embedding, position (unless rope), dropout. Returns (x, embedding)."""
+    embedding = _embedding(vocab_size, d_model, init, tied, mask_zero, "embedding")
+    x = embedding(tokens)
+    position_layer = _position(position, max_length, init, "position")
+    if position_layer is not None:
+        x = position_layer(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
     return x, embedding
@@ -207,21 +238,22 @@ def build_transformer_lm(
         tie_weights,
         False,
     )
+    options = dict(
+        dropout=dropout,
+        attention_dropout=attention_dropout,
+        activation=activation,
+        norm_first=norm_first,
+        position=position,
+        max_length=max_length,
+        inits=(kernel_init, output_init),
+    )
     for i in range(num_layers):
         x = TransformerDecoderBlock(
             num_heads,
             ff_dim,
             cross_attention=False,
-            dropout=dropout,
-            attention_dropout=attention_dropout,
-            activation=activation,
-            norm_first=norm_first,
-            use_bias=use_bias,
-            rotary=position == "rope",
-            max_length=max_length,
-            kernel_initializer=kernel_init(),
-            output_initializer=output_init(),
             name=f"block_{i}",
+            **_block_options(**options, use_bias=use_bias),
         )(x)
     if norm_first:
         x = LayerNorm(epsilon=1e-5, name="final_norm")(x)
@@ -313,19 +345,17 @@ def build_transformer_classifier(
     )
     if pooling == "cls":
         x = ClassToken(initializer=embedding_init(), name="cls_token")(x)
+    options = dict(
+        dropout=dropout,
+        attention_dropout=None,
+        activation=activation,
+        norm_first=norm_first,
+        position=position,
+        max_length=max_length,
+        inits=(kernel_init, output_init),
+    )
     for i in range(num_layers):
-        x = TransformerEncoderBlock(
-            num_heads,
-            ff_dim,
-            dropout=dropout,
-            activation=activation,
-            norm_first=norm_first,
-            rotary=position == "rope",
-            max_length=max_length,
-            kernel_initializer=kernel_init(),
-            output_initializer=output_init(),
-            name=f"block_{i}",
-        )(x)
+        x = TransformerEncoderBlock(num_heads, ff_dim, name=f"block_{i}", **_block_options(**options))(x)
     if norm_first:
         x = LayerNorm(epsilon=1e-5, name="final_norm")(x)
     if pooling == "cls":

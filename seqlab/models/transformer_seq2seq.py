@@ -33,10 +33,10 @@ from keras import ops
 
 from seqlab.errors import ConfigError
 from seqlab.layers import OutputBias
-from seqlab.layers.position import LearnedPositionEmbedding, SinusoidalPositionEncoding
+from seqlab.layers.position import LearnedPositionEmbedding
 from seqlab.layers.transformer import TransformerDecoderBlock, TransformerEncoderBlock
 from seqlab.models._checks import check_positive, check_rate
-from seqlab.models.transformer import _check, _initializers
+from seqlab.models.transformer import _block_options, _check, _embedding, _initializers, _position
 
 INPUTS = ("source", "target_in")
 
@@ -301,28 +301,25 @@ def build_transformer_seq2seq(
     )
 
     def embedding(vocab, layer_name, reversible):
-        if reversible:  # also the output projection (its transpose)
-            return keras.layers.ReversibleEmbedding(vocab, d_model, tie_weights=True,
-                                                    embeddings_initializer=embedding_init(), name=layer_name)
-        return keras.layers.Embedding(vocab, d_model, embeddings_initializer=embedding_init(), name=layer_name)
+        return _embedding(vocab, d_model, embedding_init, reversible, False, layer_name)
 
     def position_layer(max_length, layer_name):
-        if position == "sinusoidal":
-            return SinusoidalPositionEncoding(max_length=max_length, name=layer_name)
-        if position == "learned":
-            return LearnedPositionEmbedding(max_length, initializer=embedding_init(), name=layer_name)
-        return None
+        return _position(position, max_length, embedding_init, layer_name)
 
     def dropout_layer(layer_name):
         return keras.layers.Dropout(dropout, name=layer_name) if dropout else None
 
-    block_options = {
-        "dropout": dropout,
-        "attention_dropout": attention_dropout,
-        "activation": activation,
-        "norm_first": norm_first,
-        "rotary": position == "rope",
-    }
+    def block_options(max_length):
+        return _block_options(
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            activation=activation,
+            norm_first=norm_first,
+            position=position,
+            max_length=max_length,
+            inits=(kernel_init, output_init),
+        )
+
     if share_embeddings:
         source_embedding = target_embedding = embedding(target_vocab_size, "embedding", tie_weights)
     else:
@@ -336,14 +333,12 @@ def build_transformer_seq2seq(
         source_dropout=dropout_layer("source_dropout"),
         target_dropout=dropout_layer("target_dropout"),
         encoder_blocks=[
-            TransformerEncoderBlock(num_heads, ff_dim, max_length=max_source_len, kernel_initializer=kernel_init(),
-                                    output_initializer=output_init(), name=f"encoder_block_{i}", **block_options)
+            TransformerEncoderBlock(num_heads, ff_dim, name=f"encoder_block_{i}", **block_options(max_source_len))
             for i in range(num_encoder_layers)
         ],
         decoder_blocks=[
-            TransformerDecoderBlock(num_heads, ff_dim, cross_attention=True, max_length=max_target_len,
-                                    kernel_initializer=kernel_init(), output_initializer=output_init(),
-                                    name=f"decoder_block_{i}", **block_options)
+            TransformerDecoderBlock(num_heads, ff_dim, cross_attention=True, name=f"decoder_block_{i}",
+                                    **block_options(max_target_len))
             for i in range(num_decoder_layers)
         ],
         encoder_norm=keras.layers.LayerNormalization(epsilon=1e-5, name="encoder_norm") if norm_first else None,
