@@ -60,7 +60,13 @@ def build_lstm(vocab: int, seq_len: int) -> keras.Model:
     ], name="plain_lstm")
 
 
-def build_gpt(vocab: int, seq_len: int, d: int = 128, heads: int = 4, layers: int = 4) -> keras.Model:
+def build_gpt(
+    vocab: int, seq_len: int, d: int = 128, heads: int = 4, layers: int = 4, name: str = "plain_gpt"
+) -> keras.Model:
+    """nanoGPT's block as a Keras user writes it: keras.layers.MultiHeadAttention, pre-norm.
+
+    Also the reference row of experiments/transformer_speed/bench.py.
+    """
     tokens = keras.Input((seq_len,), dtype="int32")
     positions = keras.ops.arange(seq_len)
     x = keras.layers.Embedding(vocab, d)(tokens) + keras.layers.Embedding(seq_len, d)(positions)
@@ -71,7 +77,7 @@ def build_gpt(vocab: int, seq_len: int, d: int = 128, heads: int = 4, layers: in
         h = keras.layers.Dense(4 * d, activation="gelu")(h)
         x = x + keras.layers.Dense(d)(h)
     x = keras.layers.LayerNormalization(epsilon=1e-5)(x)
-    return keras.Model(tokens, keras.layers.Dense(vocab)(x), name="plain_gpt")
+    return keras.Model(tokens, keras.layers.Dense(vocab)(x), name=name)
 
 
 class NanoGPTSchedule(keras.optimizers.schedules.LearningRateSchedule):

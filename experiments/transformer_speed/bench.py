@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -45,6 +46,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+# The reference row is the plain-Keras GPT of the equal-time comparison.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "rnn_vs_transformer"))
+from plain import build_gpt  # noqa: E402
 
 VOCAB = 65  # Tiny Shakespeare characters
 LAYERS = 4
@@ -85,19 +90,8 @@ def build_seqlab(d: int, T: int) -> keras.Model:
 
 
 def build_keras(d: int, T: int) -> keras.Model:
-    """The plain-Keras script: keras.layers.MultiHeadAttention blocks, same shapes."""
-    heads = heads_for(d)
-    tokens = keras.Input((T,), dtype="int32")
-    positions = keras.ops.arange(T)
-    x = keras.layers.Embedding(VOCAB, d)(tokens) + keras.layers.Embedding(T, d)(positions)
-    for _ in range(LAYERS):
-        h = keras.layers.LayerNormalization(epsilon=1e-5)(x)
-        x = x + keras.layers.MultiHeadAttention(heads, d // heads)(h, h, use_causal_mask=True)
-        h = keras.layers.LayerNormalization(epsilon=1e-5)(x)
-        h = keras.layers.Dense(4 * d, activation="gelu")(h)
-        x = x + keras.layers.Dense(d)(h)
-    x = keras.layers.LayerNormalization(epsilon=1e-5)(x)
-    return keras.Model(tokens, keras.layers.Dense(VOCAB)(x), name="keras_lm")
+    """The plain-Keras script (keras.layers.MultiHeadAttention blocks), same shapes."""
+    return build_gpt(VOCAB, T, d=d, heads=heads_for(d), layers=LAYERS, name="keras_lm")
 
 
 def flops_per_token(d: int, T: int) -> float:
