@@ -36,6 +36,7 @@ from seqlab.tracking.keras_callback import MetricsLogger
 from seqlab.training.context import RunCallback, RunContext
 from seqlab.training.optim import build_optimizer
 from seqlab.training.precision import check_precision, precision_policy
+from seqlab.training.remat import check_remat, rematerialize
 from seqlab.training.resume import OUTPUT_DIR_TAG, find_resume_point, mark_resumed, op_determinism
 from seqlab.training.signals import stop_on_signals
 from seqlab.training.strategy import (
@@ -85,6 +86,16 @@ def validate(cfg: DictConfig) -> None:
             f"trainer.max_train_time_s must be a positive number of seconds or null, got {budget!r}"
         )
     check_precision(OmegaConf.select(cfg, "trainer.precision", default="float32"))
+    check_remat(OmegaConf.select(cfg, "trainer.remat", default=False))
+    # Also checked where the optimizer is built; here so a zero, negative or
+    # non-finite rate fails before the data loads.
+    rate = OmegaConf.select(cfg, "optimizer.learning_rate", default=None)
+    if (isinstance(rate, int | float) and not isinstance(rate, bool)
+            and not (math.isfinite(rate) and rate > 0)):
+        raise ConfigError(
+            f"optimizer.learning_rate must be a positive, finite number, got {rate!r}; "
+            "set e.g. optimizer.learning_rate=1e-3"
+        )
     check_strategy(OmegaConf.select(cfg, "trainer.strategy", default="default"),
                    OmegaConf.select(cfg, "trainer.cpu_devices", default=None))
     deterministic = OmegaConf.select(cfg, "trainer.deterministic", default=False)
@@ -187,6 +198,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         # Under the strategy: model, optimizer and metric variables are mirrored.
         with strategy.scope():
             model = build(cfg.model, **data.model_kwargs)
+            if trainer.get("remat", False):
+                log.info("remat: recomputing %s in the backward pass", ", ".join(rematerialize(model)))
             steps_per_epoch = trainer.steps_per_epoch or data.steps_per_epoch
             if not steps_per_epoch:
                 raise ConfigError("trainer.steps_per_epoch is needed: the dataset size is unknown")
