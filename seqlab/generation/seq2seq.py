@@ -503,3 +503,8 @@ __all__ = [
     "strip",
     "translate",
 ]
+
+
+# The recurrent encoder-decoder's step registers itself on import (after the
+# Transformer's); imported here so that it is always available.
+import seqlab.generation.rnn_seq2seq  # noqa: E402, F401

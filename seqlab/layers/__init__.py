@@ -1,7 +1,9 @@
 """seqlab's Keras layers: recurrent cells and stacks, attention and Transformer
 blocks, positions, convolution / residual / U-Net blocks, regularisation."""
 
+from seqlab.layers.additive_attention import BahdanauAttention
 from seqlab.layers.attention import MultiHeadAttention, scaled_dot_product_attention
+from seqlab.layers.attention_decoder import AttentionDecoder
 from seqlab.layers.cells import (
     GRUCell,
     LayerNormLSTMCell,
@@ -35,6 +37,8 @@ from seqlab.layers.unet import DoubleConv, UNetDecoderBlock
 
 __all__ = [
     "CELLS",
+    "AttentionDecoder",
+    "BahdanauAttention",
     "BasicResidualBlock",
     "BottleneckResidualBlock",
     "ClassToken",
