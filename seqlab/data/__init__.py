@@ -2,7 +2,8 @@
 
 Text: tokenizers, TFDS/local corpora, LM windows and stateful streams
 (``text``), parallel corpora and translation batches (``pairs``,
-``translation``), labelled sequences (``labelled``: sentiment, spam, names),
+``translation``), labelled sequences (``sentiment``, ``spam``, ``names``, built
+on ``files``, ``splits``, ``vocabulary``, ``batching`` and ``classification``),
 tagging (``tagging``: CoNLL-2000), time series and their baselines
 (``timeseries``, ``baselines``), images (``images``: Fashion-MNIST, MNIST,
 ISBI membranes, TFDS names), synthetic long-range tasks (``synthetic``).

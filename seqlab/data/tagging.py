@@ -29,7 +29,7 @@ tokens count as errors in the test accuracy and seqeval sees the gold tag.
 
 Batches: ``(tokens [B, T], tags [B, T], weights [B, T])`` with weights 0 on
 padding; with ``input_pos`` the inputs are ``{"tokens", "features"
-[B, T, 1]}``. Bucketed by length as in :mod:`seqlab.data.labelled`.
+[B, T, 1]}``. Bucketed by length as in :mod:`seqlab.data.batching`.
 """
 
 from __future__ import annotations
@@ -46,18 +46,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from seqlab.data.batching import _check_batch, bucket_batches, bucketed_dataset, pad_ids
 from seqlab.data.bundle import DataBundle
-from seqlab.data.labelled import (
-    PAD,
-    UNK,
-    Vocabulary,
-    _check_batch,
-    _check_seed,
-    bucket_batches,
-    bucketed_dataset,
-    data_folder,
-    pad_ids,
-)
+from seqlab.data.files import data_folder
+from seqlab.data.splits import _check_seed
+from seqlab.data.vocabulary import PAD, UNK, Vocabulary
 from seqlab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)

@@ -63,8 +63,9 @@ import numpy as np
 import tensorflow as tf
 
 from seqlab.data import baselines
+from seqlab.data.batching import _check_batch
 from seqlab.data.bundle import DataBundle
-from seqlab.data.labelled import _check_batch, data_folder
+from seqlab.data.files import data_folder
 from seqlab.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from seqlab.layers.cells import (
 )
 from seqlab.layers.conv import ConvBlock
 from seqlab.layers.encoding import OneHot
-from seqlab.layers.pooling import LastTimeStep
+from seqlab.layers.pooling import LastTimeStep, MaskedGlobalMaxPooling1D, MaskedMeanPooling
 from seqlab.layers.position import (
     LearnedPositionEmbedding,
     RotaryEmbedding,
@@ -29,7 +29,6 @@ from seqlab.layers.transformer import (
     ClassToken,
     FirstToken,
     LayerNorm,
-    MaskedMeanPooling,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
@@ -52,6 +51,7 @@ __all__ = [
     "LayerNormLSTMCell",
     "LearnedPositionEmbedding",
     "LockedDropout",
+    "MaskedGlobalMaxPooling1D",
     "MaskedMeanPooling",
     "MultiHeadAttention",
     "OneHot",

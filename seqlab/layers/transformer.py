@@ -34,8 +34,9 @@ LayerNormalization with a closed-form gradient); ``activation="gelu"`` is
 :func:`gelu` (exact, hand-written gradient).
 
 Also here, for encoder heads: :class:`ClassToken` (prepend a learned
-``[CLS]`` vector, extending the padding mask), :class:`FirstToken` (its
-output) and :class:`MaskedMeanPooling` (mean over valid positions).
+``[CLS]`` vector, extending the padding mask) and :class:`FirstToken` (its
+output). The mean over valid positions is
+:class:`seqlab.layers.pooling.MaskedMeanPooling`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import keras
 from keras import ops
 
 from seqlab.layers.attention import MultiHeadAttention
+from seqlab.layers.pooling import MaskedMeanPooling  # noqa: F401  (moved; seqlab.models.transformer imports it from here)
 
 #: FFN activations by config name: Keras names, plus ``gelu_tanh`` (GPT-2's tanh approximation).
 _ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu", "swish", "tanh")
@@ -602,31 +604,6 @@ class ClassToken(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="seqlab")
-class MaskedMeanPooling(keras.layers.Layer):
-    """``[B, T, d] -> [B, d]``: the mean over valid (unmasked) positions.
-
-    Example:
-
-    >>> import numpy as np
-    >>> x = np.arange(6, dtype="float32").reshape(1, 3, 2)
-    >>> MaskedMeanPooling()(x, mask=np.array([[True, True, False]])).numpy().tolist()
-    [[1.0, 2.0]]
-    """
-
-    def call(self, inputs, mask=None):
-        if mask is None:
-            return ops.mean(inputs, axis=1)
-        weights = ops.cast(mask, inputs.dtype)[:, :, None]
-        return ops.sum(inputs * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
-
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[2])
-
-
-@keras.saving.register_keras_serializable(package="seqlab")
 class FirstToken(keras.layers.Layer):
     """``[B, T, d] -> [B, d]``: the first position (BERT's ``[CLS]`` output); drops the mask.
 
@@ -651,7 +628,6 @@ __all__ = [
     "ClassToken",
     "FirstToken",
     "LayerNorm",
-    "MaskedMeanPooling",
     "TransformerDecoderBlock",
     "TransformerEncoderBlock",
 ]

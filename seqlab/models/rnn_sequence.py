@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 import keras
 
 from seqlab.errors import ConfigError
-from seqlab.layers import LastTimeStep, OneHot
+from seqlab.layers import LastTimeStep, MaskedGlobalMaxPooling1D, OneHot
 from seqlab.layers.stacks import recurrent_layer, recurrent_stack, split_cell_spec
 from seqlab.models._checks import check_positive, check_rate
 
@@ -44,43 +44,6 @@ POOLING = ("last", "mean", "max")
 def _stack(x, cell, hidden_size: int, num_layers: int, **options):
     # Layers rnn_0, rnn_1, ... (rnn_bidirectional_i when bidirectional).
     return recurrent_stack(x, cell, hidden_size, num_layers, name="rnn", key="model.cell", **options)
-
-
-@keras.saving.register_keras_serializable(package="seqlab")
-class MaskedGlobalMaxPooling1D(keras.layers.Layer):
-    """``[B, T, H] -> [B, H]``: the maximum over the valid (unmasked) time steps.
-
-    ``y_j = max_{t: mask_t} x_{t, j}``; without a mask, over all steps; a row
-    with no valid step gives 0. (``keras.layers.GlobalMaxPooling1D`` ignores
-    the mask, so padding would take part in the maximum.)
-
-    Example:
-
-    >>> import numpy as np
-    >>> x = np.array([[[1.0], [5.0], [9.0]]], "float32")
-    >>> layer = MaskedGlobalMaxPooling1D()
-    >>> np.asarray(layer(x, mask=np.array([[True, True, False]]))).tolist()
-    [[5.0]]
-    """
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.supports_masking = True
-
-    def call(self, inputs, mask=None):
-        if mask is None:
-            return keras.ops.max(inputs, axis=1)
-        valid = keras.ops.expand_dims(keras.ops.cast(mask, "bool"), -1)
-        lowest = keras.ops.full_like(inputs, -3.0e38 if inputs.dtype == "float32" else -6.0e4)
-        pooled = keras.ops.max(keras.ops.where(valid, inputs, lowest), axis=1)
-        any_valid = keras.ops.any(valid, axis=1)
-        return keras.ops.where(any_valid, pooled, keras.ops.zeros_like(pooled))
-
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[-1])
 
 
 def build_rnn_regressor(
@@ -297,7 +260,7 @@ def build_rnn_classifier(
       ``[h_fwd at the last valid step ; h_bwd at step 1]``, each direction's
       summary of the whole sequence;
     - ``mean``: ``(1 / |V|) sum_{t in V} h_t``;
-    - ``max``: ``max_{t in V} h_t`` per unit (:class:`MaskedGlobalMaxPooling1D`).
+    - ``max``: ``max_{t in V} h_t`` per unit (:class:`seqlab.layers.MaskedGlobalMaxPooling1D`).
 
     then dropout and a linear ``logits`` layer. The defaults are those of
     ``conf/model/rnn_classifier.yaml``.

@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from seqlab.data.labelled import Vocabulary
 from seqlab.data.tagging import build_conll2000_data, chunk_scores, read_conll, word_signature
+from seqlab.data.vocabulary import Vocabulary
 from seqlab.errors import ConfigError, DataError
 
 

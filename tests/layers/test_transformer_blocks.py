@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
+from seqlab.layers.pooling import MaskedMeanPooling
 from seqlab.layers.transformer import (
     ClassToken,
     FirstToken,
-    MaskedMeanPooling,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )

@@ -10,7 +10,6 @@ import pytest
 from seqlab.data.baselines import seasonal_naive, targets
 from seqlab.errors import ConfigError
 from seqlab.models.rnn_sequence import (
-    MaskedGlobalMaxPooling1D,
     build_rnn_classifier,
     build_rnn_conditioned_lm,
     build_rnn_forecaster,
@@ -64,15 +63,6 @@ def test_word_dropout_drops_whole_tokens():
     kept = np.any(dropped != 0, axis=-1)
     np.testing.assert_allclose(dropped[kept], 2 * np.asarray(embedded)[0][kept], rtol=1e-6)
     assert 0 < kept.sum() < 40 and np.all(dropped[~kept] == 0)
-
-
-def test_masked_max_pooling_equals_numpy():
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(3, 5, 4)).astype("float32")
-    mask = np.array([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]], bool)
-    got = np.asarray(MaskedGlobalMaxPooling1D()(x, mask=mask))
-    want = np.stack([x[0, :2].max(0), x[1].max(0), np.zeros(4)])
-    np.testing.assert_allclose(got, want)
 
 
 def test_tagger_learns_a_token_rule_that_needs_the_right_context_with_padding_masked():
