@@ -47,7 +47,6 @@ import keras
 from keras import ops
 
 from seqlab.layers.attention import MultiHeadAttention
-from seqlab.layers.pooling import MaskedMeanPooling  # noqa: F401  (moved; seqlab.models.transformer imports it from here)
 
 #: FFN activations by config name: Keras names, plus ``gelu_tanh`` (GPT-2's tanh approximation).
 _ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu", "swish", "tanh")
@@ -230,12 +229,12 @@ class TransformerEncoderBlock(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
-    >>> block = TransformerEncoderBlock(num_heads=2, ff_dim=16)
+    >>> block = TransformerEncoderBlock(num_heads=2, ff_dim=16, name="block")
     >>> x = np.random.default_rng(0).normal(size=(2, 5, 8)).astype("float32")
     >>> block(x).shape
     TensorShape([2, 5, 8])
     >>> [w.path for w in block.weights][:3]
-    ['transformer_encoder_block/attention/qkv_kernel', 'transformer_encoder_block/attention/qkv_bias', 'transformer_encoder_block/attention/out_kernel']
+    ['block/attention/qkv_kernel', 'block/attention/qkv_bias', 'block/attention/out_kernel']
     """
 
     _default_causal = False

@@ -28,13 +28,13 @@ import keras
 
 from seqlab.errors import ConfigError
 from seqlab.layers import OutputBias
+from seqlab.layers.pooling import MaskedMeanPooling
 from seqlab.layers.position import LearnedPositionEmbedding, SinusoidalPositionEncoding
 from seqlab.layers.transformer import (
     _ACTIVATIONS,
     ClassToken,
     FirstToken,
     LayerNorm,
-    MaskedMeanPooling,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
