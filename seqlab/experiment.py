@@ -98,6 +98,14 @@ def validate(cfg: DictConfig) -> None:
         )
     check_strategy(OmegaConf.select(cfg, "trainer.strategy", default="default"),
                    OmegaConf.select(cfg, "trainer.cpu_devices", default=None))
+    if (OmegaConf.select(cfg, "data.seq_len_schedule", default=None) is not None
+            and OmegaConf.select(cfg, "trainer.steps_per_epoch") is not None):
+        # The curriculum's dataset reads the epoch when fit makes an epoch's
+        # iterator, which it does only for one pass per epoch (seqlab.data.curriculum).
+        raise ConfigError(
+            "data.seq_len_schedule needs trainer.steps_per_epoch=null (each epoch is one pass over the "
+            f"training data), got trainer.steps_per_epoch={OmegaConf.select(cfg, 'trainer.steps_per_epoch')}"
+        )
     deterministic = OmegaConf.select(cfg, "trainer.deterministic", default=False)
     if deterministic not in (True, False):
         raise ConfigError(f"trainer.deterministic must be true or false, got {deterministic!r}")

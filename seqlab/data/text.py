@@ -9,6 +9,7 @@ import keras
 
 from seqlab.data.bundle import DataBundle
 from seqlab.data.corpora import load_corpus
+from seqlab.data.curriculum import SeqLenCurriculum, check_seq_len_schedule, curriculum_dataset, epoch_variable
 from seqlab.data.streams import num_stream_windows, stream_dataset
 from seqlab.data.tokenizers import build_tokenizer
 from seqlab.data.windows import lm_dataset
@@ -114,6 +115,7 @@ def build_text_lm_data(
     loss: str = "token_mean",
     test_streams: int | None = None,
     sampler: Mapping | None = None,
+    seq_len_schedule: list | None = None,
 ) -> DataBundle:
     """Load corpus ``name``, fit the tokenizer on its training split, batch all splits.
 
@@ -144,6 +146,11 @@ def build_text_lm_data(
     ``sampler``: options of :class:`seqlab.training.text_sampler.TextSampler`
     (prompt, length, temperature, ...); None: no samples.
 
+    ``seq_len_schedule``: ``[[epoch, seq_len], ...]``, a curriculum on the
+    training windows' length (:mod:`seqlab.data.curriculum`): every batch
+    keeps ``batch_size x seq_len`` tokens and every epoch the same steps;
+    validation and test stay at ``seq_len``. None: ``seq_len`` throughout.
+
     ``name="text_files"`` reads every ``*.txt`` of the folder ``path``
     (see :func:`seqlab.data.corpora.load_corpus`), split by file name or by
     ``split_fractions``.
@@ -164,6 +171,7 @@ def build_text_lm_data(
                 f"data.test_streams={test_streams} scores a stateful model; it needs data.batching=streams, "
                 f"got data.batching={batching!r} (set data.test_streams=null)"
             )
+    stages = check_seq_len_schedule(seq_len_schedule, seq_len=seq_len, batch_size=batch_size, batching=batching)
     corpus, tok, ids = encode_corpus(
         name, tokenizer=tokenizer, tokenizer_options=tokenizer_options, path=path, tfds_name=tfds_name,
         download=download, cache_dir=cache_dir, limit_chars=limit_chars, split_fractions=split_fractions,
@@ -196,7 +204,13 @@ def build_text_lm_data(
                     loss=LOSSES[loss](), metrics=metrics(),
                 )
     else:
-        train = lm_dataset(ids["train"], seq_len, batch_size, shuffle=True, seed=seed, split="train")
+        if stages is None:
+            train = lm_dataset(ids["train"], seq_len, batch_size, shuffle=True, seed=seed, split="train")
+        else:
+            epoch = epoch_variable()
+            train, _ = curriculum_dataset(ids["train"], stages, seq_len=seq_len, batch_size=batch_size,
+                                          seed=seed, epoch=epoch)
+            callbacks.append(SeqLenCurriculum(stages, epoch))
         validation = lm_dataset(ids["validation"], seq_len, batch_size, shuffle=False, split="validation")
         test = (
             lm_dataset(ids["test"], seq_len, batch_size, shuffle=False, split="test")

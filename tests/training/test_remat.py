@@ -101,12 +101,4 @@ def test_bad_remat_and_learning_rate_fail_before_a_run_opens(tmp_path, override,
     assert all_runs(store_client(tmp_path)) == []
 
 
-@pytest.mark.slow
-def test_a_remat_run_trains(tmp_path, data_dir):
-    cfg = compose_cfg(tmp_path, "trainer.remat=true", "model.num_layers=2", "trainer.steps_per_epoch=4",
-                      "trainer.test=false")
-    results = run(cfg, output_dir=tmp_path / "out")
-    (r,) = all_runs(store_client(tmp_path))
-    assert r.info.status == "FINISHED"
-    assert r.data.params["trainer.remat"] == "True"
-    assert np.isfinite(results["val_loss"])
+# A remat run through the trainer: tests/data/test_curriculum.py's end-to-end run sets trainer.remat=true.
