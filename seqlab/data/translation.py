@@ -21,7 +21,8 @@ token-level loss, perplexity and accuracy, then decodes the whole test set
 (:func:`seqlab.generation.seq2seq.translate`, greedy or beam) and scores the
 detokenized output with sacreBLEU (see :func:`bleu_scores`); the translations
 are written to ``test_translations.tsv`` and the sacreBLEU signatures set as
-run tags.
+run tags; a model with attention adds ``plots/test_attention.png``
+(:mod:`seqlab.data.attention_maps`).
 """
 
 from __future__ import annotations
@@ -321,9 +322,9 @@ class TranslationRun(RunCallback):
     def output_dir(self) -> Path | None:
         return self.context.output_dir if self.context is not None else self.fallback_dir
 
-    def log_artifact(self, path: Path) -> None:
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         if self.context is not None:
-            self.context.log_artifact(path, None)
+            self.context.log_artifact(path, artifact_path)
 
     def set_tag(self, key: str, value: str) -> None:
         if self.context is not None:
@@ -378,8 +379,10 @@ def make_evaluate_test(
     max_target_len: int,
     length_multiple: int,
     run: TranslationRun,
+    source_vocab: SubwordVocab | None = None,
 ):
-    """``evaluate_test(model)``: token scores, then decode the test set and score BLEU."""
+    """``evaluate_test(model)``: token scores, then decode the test set and score BLEU; a model
+    with attention also gets a heat map of a few test sentences (``plots/test_attention.png``)."""
     from seqlab.generation.seq2seq import translate
 
     words = count_words(test.reference_lines) + len(test.reference_lines)  # + one <eos> each
@@ -415,6 +418,12 @@ def make_evaluate_test(
                 Path(folder) / TRANSLATIONS_FILE, test.source_lines, test.reference_lines, hypotheses
             )
             run.log_artifact(path)
+            from seqlab.data.attention_maps import ATTENTION_FILE, save_attention_maps
+
+            plot = save_attention_maps(model, test.pairs.source, generated, source_vocab or target_vocab,
+                                       target_vocab, Path(folder) / "plots" / ATTENTION_FILE)
+            if plot is not None:
+                run.log_artifact(plot, "plots")
         log.info("test BLEU %.2f (%s), lowercased 13a BLEU %.2f (%s)", bleu["bleu"],
                  bleu["bleu_signature"], bleu["bleu_lc"], bleu["bleu_lc_signature"])
         examples = "\n".join(
@@ -576,7 +585,7 @@ def build_translation_data(
     test = TestSet(encoded["test"], corpus.source["test"], corpus.target["test"])
     evaluate_test = make_evaluate_test(
         test, test_ds, target_vocab, label_smoothing=float(label_smoothing), decoding=decoding,
-        max_target_len=max_target_len, length_multiple=bucket_width, run=run,
+        max_target_len=max_target_len, length_multiple=bucket_width, run=run, source_vocab=source_vocab,
     )
 
     def save_artifacts(folder: Path) -> list[Path]:

@@ -39,7 +39,7 @@ from seqlab.errors import ConfigError
 from seqlab.layers import OutputBias
 from seqlab.layers.attention_decoder import AttentionDecoder
 from seqlab.layers.recurrent import Recurrent
-from seqlab.layers.stacks import BUILTIN_LAYERS, LAYER_OPTIONS, recurrent_layer, split_cell_spec
+from seqlab.layers.stacks import BUILTIN_LAYERS, recurrent_layer, split_cell_spec
 from seqlab.models._checks import check_positive, check_rate
 
 INPUTS = ("source", "target_in")
@@ -399,7 +399,10 @@ def build_rnn_seq2seq(
                                    name="decoder")
         state_sizes = decoder.state_size[: decoder.state_counts[0]]
     else:
-        decoder_options = {k: v for k, v in cell_options.items() if k not in LAYER_OPTIONS}
+        # The decoder returns sequences, forwards, from the given states: the spec's layer
+        # options other than these (chunks, compile_loops, implementation) still apply.
+        fixed = ("return_sequences", "return_state", "go_backwards", "stateful")
+        decoder_options = {k: v for k, v in cell_options.items() if k not in fixed}
         decoder = [recurrent_layer({"name": cell_name, **decoder_options}, hidden_size, name=f"decoder_{i}",
                                    key="model.cell", return_sequences=True) for i in range(num_layers)]
         state_sizes = decoder[0].state_size
