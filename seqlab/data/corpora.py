@@ -28,6 +28,7 @@ import logging
 import os
 import socket
 import threading
+import zlib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -225,11 +226,39 @@ class TextCorpus:
 
 
 def read_text(path: Path) -> str:
-    """Read a UTF-8 text file, transparently gunzipping ``*.gz``."""
+    """Read a UTF-8 text file, transparently gunzipping ``*.gz``.
+
+    Raises :class:`DataError` naming the file (and, for bad UTF-8, the line
+    and byte) for a binary or non-UTF-8 file and for a truncated or corrupt
+    ``.gz``, rather than a bare ``UnicodeDecodeError`` / ``EOFError``.
+    """
     if path.suffix == ".gz":
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            return f.read()
-    return path.read_text(encoding="utf-8")
+        try:
+            with gzip.open(path, "rb") as f:
+                data = f.read()
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+            raise DataError(
+                f"{path}: not a complete gzip file ({type(err).__name__}: {err}); the file is truncated or "
+                f"corrupt: download or copy it again (check with `gzip -t {path.name}`), or remove it"
+            ) from err
+    else:
+        data = path.read_bytes()
+    nul = data.find(b"\0")
+    if nul >= 0:  # valid UTF-8 all the same, but no text corpus holds NUL bytes
+        line = data.count(b"\n", 0, nul) + 1
+        raise DataError(
+            f"{path}: a binary file (a NUL byte at line {line}, byte offset {nul}), "
+            f"not text; move it out of the folder (data.path must hold only *.txt / *.txt.gz text)"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise DataError(
+            f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} at line {line}, byte offset {err.start}); "
+            f"corpora are read as UTF-8: convert the file (e.g. `iconv -f latin1 -t utf-8`) or move it "
+            f"out of the folder"
+        ) from err
 
 
 def split_local_files(spec: CorpusSpec, folder: Path) -> dict[str, str]:

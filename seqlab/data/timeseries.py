@@ -131,10 +131,26 @@ class Series:
 
 
 def _float(text: str, path: Path, number: int, column: str) -> float:
+    """One CSV cell as a finite float.
+
+    ``float()`` also reads ``nan``, ``inf`` and ``-Infinity``: such a value
+    would reach the scaler and the loss (a NaN loss epochs later, far from
+    its cause), or be interpolated as if it were a documented gap. The only
+    missing values a series may hold are pm2.5's ``NA`` cells
+    (:func:`read_pollution`, filled by :func:`fill_missing`), read before
+    this is called.
+    """
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise DataError(f"{path}, line {number}: column {column!r} is not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise DataError(
+            f"{path}, line {number}: column {column!r} is {text!r}, not a finite number; this series "
+            "expects no missing or infinite values: fix or remove the row (only pm2.5 may be NA, "
+            "which is interpolated)"
+        )
+    return value
 
 
 def _rows(path: Path, header: tuple[str, ...]) -> list[tuple[int, list[str]]]:

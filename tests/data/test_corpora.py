@@ -31,3 +31,32 @@ def test_empty_corpus_is_a_clear_error(tmp_path):
 def test_unknown_corpus_lists_the_known_ones():
     with pytest.raises(DataError, match="unknown corpus.*tiny_shakespeare"):
         load_corpus("wikitext-3000")
+
+
+def _text_files(folder, **files):
+    folder.mkdir()
+    (folder / "a.txt").write_text("to be or not to be\n" * 50)
+    for name, data in files.items():
+        (folder / name.replace("_", ".")).write_bytes(data)
+    return str(folder)
+
+
+def test_a_binary_file_in_text_files_names_the_file(tmp_path):
+    path = _text_files(tmp_path / "corpus", b_txt=b"PK\x03\x04\x00\x00binary")
+    with pytest.raises(DataError, match=r"b.txt: a binary file \(a NUL byte at line 1.*move it out"):
+        load_corpus("text_files", path=path, cache_dir=str(tmp_path / "cache"))
+
+
+def test_a_non_utf8_file_names_the_file_line_and_byte(tmp_path):
+    path = _text_files(tmp_path / "corpus", b_txt="first line\ncaf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"b.txt: not UTF-8 text \(byte 0xe9 at line 2.*iconv"):
+        load_corpus("text_files", path=path, cache_dir=str(tmp_path / "cache"))
+
+
+def test_a_truncated_gz_names_the_file(tmp_path):
+    import gzip
+
+    whole = gzip.compress(b"some text\n" * 2000)
+    path = _text_files(tmp_path / "corpus", b_txt_gz=whole[: len(whole) // 2])
+    with pytest.raises(DataError, match=r"b.txt.gz: not a complete gzip file.*truncated or corrupt"):
+        load_corpus("text_files", path=path, cache_dir=str(tmp_path / "cache"))

@@ -177,3 +177,22 @@ def test_every_series_has_consistent_defaults():
         d = spec.defaults
         assert d["horizon"] <= min(d["test_size"], d["validation_size"]), name
         baselines.check_classical(spec.classical)
+
+
+@pytest.mark.parametrize("cell", ["nan", "NaN", "inf", "-Infinity"])
+def test_a_non_finite_value_names_the_file_line_and_column(tmp_path, cell):
+    (tmp_path / "airline-passengers.csv").write_text(f'"Month","Passengers"\r\n"1949-01",112\r\n"1949-02",{cell}\r\n')
+    with pytest.raises(DataError, match=rf"airline-passengers.csv, line 3: column 'Passengers' is '{cell}', "
+                                        r"not a finite number.*fix or remove the row"):
+        load_series("airline", path=str(tmp_path))
+
+
+def test_pm25_na_is_a_gap_but_an_infinite_weather_value_is_an_error(tmp_path):
+    header = "No,year,month,day,hour,pm2.5,DEWP,TEMP,PRES,cbwd,Iws,Is,Ir\n"
+    rows = ["1,2010,1,1,0,NA,-21,-11,1021,NW,1.79,0,0\n", "2,2010,1,1,1,129,-16,-4,1020,SE,1.79,0,0\n"]
+    path = tmp_path / "pollution.csv"
+    path.write_text(header + "".join(rows))
+    assert np.isnan(read_pollution(path).target[0])  # the documented gap: kept, filled later
+    path.write_text(header + rows[0] + rows[1].replace(",-4,", ",inf,"))
+    with pytest.raises(DataError, match=r"pollution.csv, line 3: column 'TEMP' is 'inf', not a finite number"):
+        read_pollution(path)
