@@ -1,9 +1,10 @@
 """The ``Example`` sections of every public layer and builder run as doctests.
 
-Every module under ``seqlab.layers`` and ``seqlab.models``, and
-``seqlab.metrics``, ``seqlab.walk``, ``seqlab.instantiate`` and the trainer's
-time budget and optimizer, is collected; a module without examples contributes no test, a failing
-example fails here with the module's name.
+Every module under ``seqlab.layers``, ``seqlab.models``, ``seqlab.data``,
+``seqlab.training`` and ``seqlab.generation``, and ``seqlab.metrics``,
+``seqlab.walk`` and ``seqlab.instantiate``, is collected; a module without
+examples contributes no test, a failing example fails here with the module's
+name.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import pkgutil
 
 import pytest
 
+import seqlab.data
+import seqlab.generation
 import seqlab.layers
 import seqlab.models
+import seqlab.training
 
-PACKAGES = (seqlab.layers, seqlab.models)
+PACKAGES = (seqlab.layers, seqlab.models, seqlab.data, seqlab.training, seqlab.generation)
 
 
 def _modules() -> list[str]:
-    names = ["seqlab.metrics", "seqlab.walk", "seqlab.instantiate", "seqlab.training.time_budget",
-             "seqlab.training.optim"]
+    names = ["seqlab.metrics", "seqlab.walk", "seqlab.instantiate"]
     for package in PACKAGES:
         names.append(package.__name__)
         for info in pkgutil.walk_packages(package.__path__, prefix=package.__name__ + "."):
