@@ -6,6 +6,7 @@
     seqlab-report --format markdown            # just the table, on stdout (paste into a README)
     seqlab-report --log                        # also log the files on the sweep's parent run
     seqlab-report --all                        # every run of the experiment, not one sweep
+    seqlab-report --curve accuracy --curve grad_norm/stem   # also curves.png: these metrics, runs overlaid
 
 Columns: the swept keys and the chosen metrics; the best run (by the primary
 metric: the first --metric, else the run's seqlab.primary_metric tag, else
@@ -64,6 +65,11 @@ def parser() -> argparse.ArgumentParser:
         "--metric",
         action="append",
         help="metric column (repeatable); the first decides the best run",
+    )
+    p.add_argument(
+        "--curve",
+        action="append",
+        help="a metric drawn against the step in curves.png, every run overlaid (repeatable)",
     )
     p.add_argument(
         "--sort",
@@ -130,7 +136,11 @@ def _run(argv: list[str] | None) -> int:
         print(text)
         return 0
     out = Path(args.out) if args.out else default_out_dir(sweep)
-    files = write_report(sweep, out)
+    try:
+        files = write_report(sweep, out, curves=args.curve)
+    except ReportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     direction = "lowest" if sweep.direction == "min" else "highest"
     print(
         f"{sweep.parent_name}: {len(sweep.children)} runs, best ★ = {direction} {sweep.primary}\n"

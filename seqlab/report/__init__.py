@@ -7,7 +7,7 @@ into one folder:
 - ``report.html``: one self-contained page (CSS inline, PNGs as data URIs),
 - ``runs.csv`` (one row per child) and, when ``trainer.seed`` was swept,
   ``seeds.csv`` (mean and std per setting),
-- ``learning_curves.png`` and, for runs with gradient-flow diagnostics,
+- ``learning_curves.png``, ``curves.png`` (the ``curves`` chosen) and, for runs with gradient-flow diagnostics,
   ``grad_time.png``.
 
 Console script: ``seqlab-report`` (:mod:`seqlab.cli.report`).
@@ -37,14 +37,16 @@ def default_out_dir(sweep: Sweep, root: str | Path = "reports") -> Path:
     return Path(root) / f"{name[:80]}{suffix}"
 
 
-def write_report(sweep: Sweep, out_dir: Path) -> list[Path]:
-    """Write the report's files for ``sweep`` into ``out_dir``; return their paths."""
+def write_report(sweep: Sweep, out_dir: Path, curves: list[str] | None = None) -> list[Path]:
+    """Write the report's files for ``sweep`` into ``out_dir``; return their paths.
+
+    ``curves``: metrics drawn in ``curves.png`` (one panel each) besides the
+    learning curves.
+    """
     from seqlab.report import plots, render
     from seqlab.report.collect import grad_time_keys, histories
     from seqlab.report.table import runs_table, seeds_table
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     runs = runs_table(sweep)
     seeds = seeds_table(sweep)
     tables = [t for t in (seeds, runs) if t is not None]
@@ -52,11 +54,24 @@ def write_report(sweep: Sweep, out_dir: Path) -> list[Path]:
     curve_keys = list(
         dict.fromkeys([sweep.primary, "val_loss", "loss", "step/loss", "global_step"])
     )
-    hist = histories(sweep.tracking_uri, [c.run_id for c in sweep.children], curve_keys + grad_keys)
+    curves = list(dict.fromkeys(curves or []))
+    logged = {k for c in sweep.children for k in c.metrics}
+    missing = [m for m in curves if m not in logged]
+    if missing:  # before anything is written
+        raise ReportError(
+            f"--curve {missing[0]!r}: no run of {sweep.parent_name!r} logged it; pick one of "
+            f"{', '.join(sorted(logged))}"
+        )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    hist = histories(
+        sweep.tracking_uri, [c.run_id for c in sweep.children], curve_keys + curves + grad_keys
+    )
     images = [
         p
         for p in (
             plots.learning_curves(sweep, hist, out_dir / "learning_curves.png"),
+            plots.metric_curves(sweep, hist, curves, out_dir / "curves.png") if curves else None,
             plots.grad_time(sweep, hist, grad_keys, out_dir / "grad_time.png")
             if grad_keys
             else None,

@@ -3,6 +3,9 @@
 - ``learning_curves.png``: the validation and training loss (and the primary
   metric, when it is another one) of every child against the step, overlaid;
   the seeds of one setting share its colour, each seed its own line style.
+- ``curves.png`` (``seqlab-report --curve METRIC``, repeatable): any logged
+  metrics (``accuracy``, ``grad_norm/stem``, ...), one panel each, children
+  overlaid;
 - ``grad_time.png``: for runs that logged ``grad_time/<layer>`` (the norm of
   dL/dh_t with step = t, from ``callbacks=diagnostics``), one panel per
   setting (its seeds overlaid), side by side on a shared log axis.
@@ -99,11 +102,24 @@ def _styles(sweep: Sweep):
 
 
 def learning_curves(sweep: Sweep, hist: dict, path: Path) -> Path | None:
-    panels = [
-        m
-        for m in dict.fromkeys([sweep.primary, "val_loss", "loss"])
-        if any(_points(hist, c.run_id, m) for c in sweep.children)
-    ]
+    """The primary metric, validation and training loss of every child, overlaid."""
+    panels = list(dict.fromkeys([sweep.primary, "val_loss", "loss"]))
+    return _overlaid(sweep, hist, panels, path, f"Learning curves: {sweep.parent_name}")
+
+
+def metric_curves(sweep: Sweep, hist: dict, metrics: list[str], path: Path) -> Path | None:
+    """``seqlab-report --curve``: one panel per chosen metric, every child overlaid.
+
+    A panel whose values span more than two decades (gradient norms) gets a
+    log axis.
+    """
+    return _overlaid(sweep, hist, metrics, path, f"Curves: {sweep.parent_name}", log_span=100.0)
+
+
+def _overlaid(
+    sweep: Sweep, hist: dict, metrics: list[str], path: Path, title: str, log_span: float | None = None
+) -> Path | None:
+    panels = [m for m in metrics if any(_points(hist, c.run_id, m) for c in sweep.children)]
     if not panels:
         return None
     plt = _pyplot()
@@ -112,6 +128,7 @@ def learning_curves(sweep: Sweep, hist: dict, path: Path) -> Path | None:
     fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.8), squeeze=False)
     optimizer_steps = True
     for ax, metric in zip(axes[0], panels):
+        values = []
         for c, label, colour, style in _styles(sweep):
             points = _points(hist, c.run_id, metric)
             if not points:
@@ -120,7 +137,10 @@ def learning_curves(sweep: Sweep, hist: dict, path: Path) -> Path | None:
             optimizer_steps &= is_step
             marker = "o" if len(points) <= 12 else None
             y = [v for _, v in points]
+            values += [v for v in y if v > 0]
             ax.plot(x, y, ls=style, marker=marker, ms=3, lw=1.4, color=colour, label=label)
+        if log_span and values and max(values) > log_span * min(values):
+            ax.set_yscale("log")
         ax.set_title("loss (training)" if metric == "loss" else metric, fontsize=10)
         ax.grid(alpha=0.3)
         ax.set_xlabel("optimizer step" if optimizer_steps else "step")
@@ -136,7 +156,7 @@ def learning_curves(sweep: Sweep, hist: dict, path: Path) -> Path | None:
             fontsize=9,
             frameon=False,
         )
-    fig.suptitle(f"Learning curves: {sweep.parent_name}", fontsize=11)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)

@@ -165,6 +165,49 @@ def test_gradient_flow_curves_side_by_side_and_log_on_the_parent(tmp_path, clien
     } <= logged
 
 
+def test_chosen_metric_curves_overlaid_with_a_log_axis_for_norms(tmp_path, client, capsys):
+    from seqlab.report import collect, plots
+
+    children = [
+        {
+            "name": f"model={name}",
+            "params": {"model.name": name},
+            "curves": {
+                "val_loss": [1.0, 0.5],
+                "accuracy": [0.5, acc],
+                "grad_norm/stem": [1e-4 * scale, 1e-1 * scale],
+            },
+        }
+        for name, acc, scale in (("plain56", 0.7, 1.0), ("resnet56", 0.9, 3.0))
+    ]
+    parent, _ = make_sweep(client, "model=plain56,resnet56", children)
+    out = tmp_path / "r"
+    assert _report(tmp_path, "--parent", parent, "--out", str(out),
+                   "--curve", "accuracy", "--curve", "grad_norm/stem") == 0
+    assert (out / "curves.png").read_bytes()[:8] == PNG
+    assert 'alt="curves' in (out / "report.html").read_text()
+
+    # Every child is one line per panel; the norm panel (3 decades) is on a log axis.
+    import matplotlib.pyplot as plt
+
+    sweep = collect(store_uri(tmp_path), parent_id=parent)
+    hist = {
+        c.run_id: {k: list(enumerate(v, 1)) for k, v in child["curves"].items()}
+        for c, child in zip(sorted(sweep.children, key=lambda c: c.name), children)
+    }
+    saved = []
+    real_close = plt.close
+    plt.close = lambda fig=None: saved.append(fig)
+    try:
+        plots.metric_curves(sweep, hist, ["accuracy", "grad_norm/stem"], tmp_path / "c.png")
+    finally:
+        plt.close = real_close
+    accuracy, norms = saved[0].axes[:2]
+    assert len(accuracy.lines) == len(norms.lines) == 2
+    assert accuracy.get_yscale() == "linear" and norms.get_yscale() == "log"
+    assert sorted(max(line.get_ydata()) for line in accuracy.lines) == [0.7, 0.9]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -172,6 +215,7 @@ def test_gradient_flow_curves_side_by_side_and_log_on_the_parent(tmp_path, clien
         (["--experiment", "nope"], "no experiment 'nope'"),
         (["--experiment", "plain"], "has no sweep"),
         (["--metric", "val_bleu"], "no run of sweep"),
+        (["--curve", "grad_norm/stem"], "--curve 'grad_norm/stem': no run of"),
     ],
 )
 def test_bad_input_gives_one_clear_line_and_exit_code_2(tmp_path, client, capsys, args, message):
