@@ -36,6 +36,11 @@ PRIMARY_METRIC_TAG = "seqlab.primary_metric"
 DIRECTION_TAG = "seqlab.primary_metric.direction"
 SWEEP_KEYS_TAG = "seqlab.sweep.keys"
 MAX_RUN_NAME = 250
+#: Seconds between tries of a store write that hit a busy store (a SQLite
+#: file another process is writing: "database is locked"): ~30 s in all,
+#: beyond SQLite's own 5 s wait per try.
+STORE_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+_BUSY = ("database is locked", "database is busy", "database table is locked")
 #: The logged model's name: ``runs:/<run_id>/model``.
 MODEL_NAME = "model"
 # Overrides that say where a run is recorded, not what it is.
@@ -136,8 +141,47 @@ def version_tags() -> dict[str, str]:
     return tags
 
 
+def is_busy_store(err: BaseException) -> bool:
+    """True for a store that is momentarily busy (another process holds the
+    SQLite write lock), i.e. worth trying again; anything else is not."""
+    while err is not None:
+        if any(text in str(err) for text in _BUSY):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def retry_busy(write, what: str, delays=None):
+    """Run ``write()``, trying again while the store is busy (:func:`is_busy_store`).
+
+    Parallel runs (a sweep's jobs, two studies) share one SQLite file; a write
+    that finds it locked for longer than SQLite's own wait raises. Such a
+    write is tried again after each of ``delays`` (default
+    :data:`STORE_RETRY_DELAYS`); the last failure, or any other error, is
+    raised.
+    """
+    import time
+
+    delays = STORE_RETRY_DELAYS if delays is None else delays
+    for attempt, delay in enumerate([*delays, None]):
+        try:
+            return write()
+        except Exception as err:
+            if delay is None or not is_busy_store(err):
+                raise
+            if attempt == 0:
+                log.warning("tracking store busy (%s); trying again for up to %.0f s", what, sum(delays))
+            time.sleep(delay)
+
+
 class TrackedRun:
-    """Context manager around one MLflow run (or nothing, when disabled)."""
+    """Context manager around one MLflow run (or nothing, when disabled).
+
+    A store that stays busy (a SQLite file locked by other runs) delays
+    metric logging but never fails training: a metrics batch that still
+    cannot be written after :data:`STORE_RETRY_DELAYS` is kept, with a
+    warning, and written with the next batch or when the run ends.
+    """
 
     def __init__(
         self,
@@ -157,6 +201,8 @@ class TrackedRun:
         self.experiment_id: str | None = None
         # seqlab-train resume=<id>: re-open that run (seqlab.training.resume).
         self.resume_run_id = resume_run_id
+        # (metrics, step) batches a busy store refused; written with the next.
+        self.pending_metrics: list[tuple[dict[str, float], int | None]] = []
 
     # -- lifecycle -----------------------------------------------------
     def __enter__(self) -> TrackedRun:
@@ -216,10 +262,15 @@ class TrackedRun:
                 exc.run_id = self.run_id  # for the CLI's "resume=<run_id>" hint
         else:
             status = "FAILED"
+        if self.pending_metrics:
+            try:
+                self._write_pending()
+            except Exception as err:  # the run's status matters more
+                log.warning("%d metric batches could not be written: %s", len(self.pending_metrics), err)
         if exc is not None:
             reason = f"{exc_type.__name__}: {exc}"
             self.set_tag("failure_reason", reason[:4000])
-        mlflow.end_run(status=status)
+        retry_busy(lambda: mlflow.end_run(status=status), "end run")
         return False  # never swallow the exception
 
     # -- logging (all no-ops when disabled) -----------------------------
@@ -230,21 +281,40 @@ class TrackedRun:
 
         items = list(params.items())
         for i in range(0, len(items), 100):  # MLflow batch limit
-            mlflow.log_params(dict(items[i : i + 100]))
+            batch = dict(items[i : i + 100])
+            retry_busy(lambda batch=batch: mlflow.log_params(batch), "params")
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Log ``metrics`` at ``step``; a busy store delays them, never fails the run."""
         if not self.enabled or not metrics:
             return
+        # Already behind: one quick try (no waiting at every step); else retries.
+        backlog = bool(self.pending_metrics)
+        self.pending_metrics.append(({k: float(v) for k, v in metrics.items()}, step))
+        try:
+            self._write_pending(delays=() if backlog else None)
+        except Exception as err:
+            if not is_busy_store(err):
+                raise
+            log.warning(
+                "tracking store still busy: %d metric batches kept, written with the next ones",
+                len(self.pending_metrics),
+            )
+
+    def _write_pending(self, delays=None) -> None:
         import mlflow
 
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+        while self.pending_metrics:
+            metrics, step = self.pending_metrics[0]
+            retry_busy(lambda m=metrics, s=step: mlflow.log_metrics(m, step=s), "metrics", delays)
+            self.pending_metrics.pop(0)
 
     def set_tag(self, key: str, value: str) -> None:
         if not self.enabled:
             return
         import mlflow
 
-        mlflow.set_tag(key, value)
+        retry_busy(lambda: mlflow.set_tag(key, value), "tag")
 
     def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
         if not self.enabled:
