@@ -1,10 +1,11 @@
 """Model builders: ``build_x(**kwargs) -> keras.Model``. No Hydra, no MLflow.
 
-Sequence models (``rnn_lm``, ``rnn_sequence``, ``rnn_seq2seq``, ``transformer``,
+Sequence models (``averaging`` (the one-to-one baseline), ``rnn_lm``, ``rnn_sequence``, ``rnn_seq2seq``, ``transformer``,
 ``transformer_seq2seq``) and vision models (``mlp``, ``cnn``, ``resnet``,
 ``unet``), one module per architecture.
 """
 
+from seqlab.models.averaging import build_averaging_classifier
 from seqlab.models.cnn import build_cnn
 from seqlab.models.mlp import build_mlp
 from seqlab.models.resnet import build_plain_net, build_resnet
@@ -22,6 +23,7 @@ from seqlab.models.transformer_seq2seq import build_transformer_seq2seq
 from seqlab.models.unet import build_unet
 
 __all__ = [
+    "build_averaging_classifier",
     "build_cnn",
     "build_mlp",
     "build_plain_net",
