@@ -71,12 +71,13 @@ def groups(sweep: Sweep) -> tuple[list[str], list[list[Child]]]:
 
 
 def _x(points: list[tuple[int, float]], global_step: list[tuple[int, float]] | None):
-    """The steps of a history and whether they are optimizer steps. Per-epoch
+    """The steps of a history and whether they are optimizer steps (None: the
+    run does not say, e.g. it failed before its first epoch ended). Per-epoch
     points logged at step = epoch (older runs) move to the optimizer step the
     run logged for that epoch (``global_step``)."""
     steps = [s for s, _ in points]
     if not global_step:
-        return steps, False
+        return steps, None
     gs = dict(global_step)
     if set(steps) <= set(gs) and len(steps) == len(gs) and any(gs[s] != s for s in steps):
         return [gs[s] for s in steps], True
@@ -126,31 +127,33 @@ def _overlaid(
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.8), squeeze=False)
-    optimizer_steps = True
+    legend: dict[str, object] = {}  # label -> line, over every panel (a run may miss some)
     for ax, metric in zip(axes[0], panels):
         values = []
+        said = []  # per run: are its steps optimizer steps (runs that say)
         for c, label, colour, style in _styles(sweep):
             points = _points(hist, c.run_id, metric)
             if not points:
                 continue
             x, is_step = _x(points, hist[c.run_id].get("global_step"))
-            optimizer_steps &= is_step
+            if is_step is not None:
+                said.append(is_step)
             marker = "o" if len(points) <= 12 else None
             y = [v for _, v in points]
             values += [v for v in y if v > 0]
-            ax.plot(x, y, ls=style, marker=marker, ms=3, lw=1.4, color=colour, label=label)
+            (line,) = ax.plot(x, y, ls=style, marker=marker, ms=3, lw=1.4, color=colour, label=label)
+            legend.setdefault(label, line)
         if log_span and values and max(values) > log_span * min(values):
             ax.set_yscale("log")
         ax.set_title("loss (training)" if metric == "loss" else metric, fontsize=10)
         ax.grid(alpha=0.3)
-        ax.set_xlabel("optimizer step" if optimizer_steps else "step")
+        ax.set_xlabel("optimizer step" if said and all(said) else "step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    if handles:
-        shown = min(len(handles), MAX_LEGEND)
+    if legend:
+        labels = list(legend)[:MAX_LEGEND]
         fig.legend(
-            handles[:shown],
-            labels[:shown],
+            [legend[label] for label in labels],
+            labels,
             loc="center left",
             bbox_to_anchor=(1.0, 0.5),
             fontsize=9,
