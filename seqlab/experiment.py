@@ -98,14 +98,6 @@ def validate(cfg: DictConfig) -> None:
         )
     check_strategy(OmegaConf.select(cfg, "trainer.strategy", default="default"),
                    OmegaConf.select(cfg, "trainer.cpu_devices", default=None))
-    if (OmegaConf.select(cfg, "data.seq_len_schedule", default=None) is not None
-            and OmegaConf.select(cfg, "trainer.steps_per_epoch") is not None):
-        # The curriculum's dataset reads the epoch when fit makes an epoch's
-        # iterator, which it does only for one pass per epoch (seqlab.data.curriculum).
-        raise ConfigError(
-            "data.seq_len_schedule needs trainer.steps_per_epoch=null (each epoch is one pass over the "
-            f"training data), got trainer.steps_per_epoch={OmegaConf.select(cfg, 'trainer.steps_per_epoch')}"
-        )
     deterministic = OmegaConf.select(cfg, "trainer.deterministic", default=False)
     if deterministic not in (True, False):
         raise ConfigError(f"trainer.deterministic must be true or false, got {deterministic!r}")
@@ -208,6 +200,11 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
             model = build(cfg.model, **data.model_kwargs)
             if trainer.get("remat", False):
                 log.info("remat: recomputing %s in the backward pass", ", ".join(rematerialize(model)))
+            if data.whole_epochs and trainer.steps_per_epoch is not None:
+                raise ConfigError(
+                    f"trainer.steps_per_epoch={trainer.steps_per_epoch} cannot be used with this data: "
+                    f"{data.whole_epochs}; set trainer.steps_per_epoch=null"
+                )
             steps_per_epoch = trainer.steps_per_epoch or data.steps_per_epoch
             if not steps_per_epoch:
                 raise ConfigError("trainer.steps_per_epoch is needed: the dataset size is unknown")

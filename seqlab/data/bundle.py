@@ -35,6 +35,9 @@ class DataBundle:
         metrics: a factory of the metrics; they are compiled as
             ``weighted_metrics``, so sample weights (padding masks) reach them.
         steps_per_epoch: batches in one pass over ``train`` (None: unknown).
+        whole_epochs: why ``train`` must be read one whole pass per epoch
+            (e.g. it changes between epochs), so ``trainer.steps_per_epoch``
+            must stay null; None: any ``steps_per_epoch`` works.
         throughput_unit: what ``items_per_batch`` counts ("tokens", "images",
             "sequences"); the run logs ``<unit>_per_sec``.
         items_per_batch: ``throughput_unit``s in one training batch (None: no
@@ -58,6 +61,7 @@ class DataBundle:
     loss: Callable[[], Any]
     metrics: Callable[[], list]
     steps_per_epoch: int | None = None
+    whole_epochs: str | None = None
     throughput_unit: str = "examples"
     items_per_batch: int | None = None
     callbacks: list[keras.callbacks.Callback] = dataclasses.field(default_factory=list)

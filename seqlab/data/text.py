@@ -9,7 +9,12 @@ import keras
 
 from seqlab.data.bundle import DataBundle
 from seqlab.data.corpora import load_corpus
-from seqlab.data.curriculum import SeqLenCurriculum, check_seq_len_schedule, curriculum_dataset, epoch_variable
+from seqlab.data.curriculum import (
+    SeqLenCurriculum,
+    check_seq_len_schedule,
+    curriculum_dataset,
+    epoch_variable,
+)
 from seqlab.data.streams import num_stream_windows, stream_dataset
 from seqlab.data.tokenizers import build_tokenizer
 from seqlab.data.windows import lm_dataset
@@ -219,6 +224,11 @@ def build_text_lm_data(
         )
         train_windows = (ids["train"].size - 1) // seq_len
         steps = -(-train_windows // batch_size)
+    whole_epochs = None
+    if stages is not None:
+        # The dataset reads the epoch's length when fit makes the epoch's iterator.
+        whole_epochs = ("data.seq_len_schedule changes the window length between epochs, which needs "
+                        "one pass over the training data per epoch")
     if sampler is not None:
         callbacks.append(TextSampler(tok, **dict(sampler)))
     info = {
@@ -239,6 +249,7 @@ def build_text_lm_data(
         loss=LOSSES[loss],
         metrics=metrics,
         steps_per_epoch=steps,
+        whole_epochs=whole_epochs,
         throughput_unit="tokens",
         items_per_batch=batch_size * seq_len,
         callbacks=callbacks,

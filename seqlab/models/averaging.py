@@ -31,8 +31,8 @@ def build_averaging_classifier(
     embedding_dim: int = 128,
     hidden_units: Sequence[int] = (128,),
     activation: str = "relu",
-    dropout: float = 0.0,
-    word_dropout: float = 0.0,
+    dropout: float = 0.5,
+    word_dropout: float = 0.3,
     name: str = "averaging_classifier",
 ) -> keras.Model:
     """Token ids ``[B, T]`` -> logits ``[B, num_classes]`` from the mean embedding.
@@ -66,7 +66,7 @@ def build_averaging_classifier(
     >>> model = build_averaging_classifier(num_classes=2, vocab_size=10, embedding_dim=4,
     ...                                    hidden_units=[3])
     >>> [layer.name for layer in model.layers]
-    ['tokens', 'embedding', 'mean', 'dense_1', 'logits']
+    ['tokens', 'embedding', 'word_dropout', 'mean', 'dense_1', 'dropout_1', 'logits']
     >>> model.count_params()          # 10*4 + (4*3 + 3) + (3*2 + 2)
     63
     """

@@ -5,7 +5,12 @@ import keras
 import numpy as np
 import pytest
 
-from seqlab.data.curriculum import SeqLenCurriculum, check_seq_len_schedule, curriculum_dataset, epoch_variable
+from seqlab.data.curriculum import (
+    SeqLenCurriculum,
+    check_seq_len_schedule,
+    curriculum_dataset,
+    epoch_variable,
+)
 from seqlab.errors import ConfigError
 from seqlab.experiment import run
 from tests.e2e.helpers import all_runs, compose_cfg, store_client
@@ -91,11 +96,13 @@ def test_fit_reads_each_epoch_at_its_scheduled_length():
     assert record.logged == [4.0, 8.0, 8.0, 16.0]
 
 
-def test_a_schedule_with_fixed_steps_per_epoch_fails_before_a_run_opens(tmp_path):
-    with pytest.raises(ConfigError, match="needs trainer.steps_per_epoch=null"):
+def test_a_schedule_with_fixed_steps_per_epoch_fails_before_training(tmp_path):
+    with pytest.raises(ConfigError, match=r"trainer.steps_per_epoch=5 cannot be used with this data: "
+                                          r"data.seq_len_schedule .*set trainer.steps_per_epoch=null"):
         run(compose_cfg(tmp_path, "data.seq_len_schedule=[[0,8],[1,32]]", "trainer.steps_per_epoch=5"),
             output_dir=tmp_path / "out")
-    assert all_runs(store_client(tmp_path)) == []
+    (r,) = all_runs(store_client(tmp_path))  # the run ends FAILED with the reason, nothing trained
+    assert r.info.status == "FAILED" and "seq_len_schedule" in r.data.tags["failure_reason"]
 
 
 @pytest.mark.slow

@@ -44,7 +44,8 @@ def test_learns_a_bag_of_words_task_and_reloads(tmp_path):
         return x, y
 
     keras.utils.set_random_seed(0)
-    model = build_averaging_classifier(num_classes=2, vocab_size=8, embedding_dim=8, hidden_units=[16])
+    model = build_averaging_classifier(num_classes=2, vocab_size=8, embedding_dim=8, hidden_units=[16],
+                                       dropout=0.0, word_dropout=0.0)
     model.compile(optimizer=keras.optimizers.Adam(0.03),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x, y = batch(1024)
