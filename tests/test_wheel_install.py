@@ -14,7 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.slow
+# Builds a wheel and a fresh venv (~23 s): outside the default run (pytest -m soak).
+pytestmark = pytest.mark.soak
 
 
 def _run(*command, **kwargs):

@@ -159,7 +159,7 @@ def test_a_trial_left_running_by_a_dead_worker_runs_again(tmp_path, monkeypatch)
     assert summary.n_finished == 1
 
 
-@pytest.mark.slow
+@pytest.mark.soak  # two real worker processes: ~23 s of the 2-core suite's budget
 def test_two_worker_processes_share_one_study(tmp_path, data_dir):
     """The same command started twice at once: one study, one parent, no trial
     run twice, none beyond n_trials (``workers=2`` starts such processes)."""
