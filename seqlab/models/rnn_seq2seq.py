@@ -41,16 +41,9 @@ from seqlab.layers.attention_decoder import AttentionDecoder
 from seqlab.layers.recurrent import Recurrent
 from seqlab.layers.stacks import BUILTIN_LAYERS, recurrent_layer, split_cell_spec
 from seqlab.models._checks import check_positive, check_rate
+from seqlab.models.transformer_seq2seq import _get, head_missing, inputs_missing
 
-INPUTS = ("source", "target_in")
 ATTENTIONS = ("none", "additive")
-
-
-def _get(model, name):
-    try:
-        return model.get_layer(name)
-    except ValueError:
-        return None
 
 
 def _numbered(model, prefix):
@@ -106,9 +99,8 @@ class RnnSeq2SeqParts:
     @staticmethod
     def missing(model) -> str | None:
         """None if ``model`` has the named layers of :func:`build_rnn_seq2seq`, else what is missing."""
-        names = getattr(model, "input_names", None) or [t.name for t in getattr(model, "inputs", [])]
-        if sorted(str(n) for n in names) != sorted(INPUTS):
-            return f"inputs are {names}, not {list(INPUTS)}"
+        if reason := inputs_missing(model):
+            return reason
         encoder = _get(model, "encoder_0")
         if not isinstance(getattr(encoder, "forward_layer", encoder), Recurrent):
             return "no Recurrent (or Bidirectional) layer named encoder_0"
@@ -116,13 +108,7 @@ class RnnSeq2SeqParts:
             _get(model, "decoder_0"), Recurrent
         ):
             return "no AttentionDecoder named decoder and no Recurrent layer named decoder_0"
-        if _get(model, "logits") is None:
-            return "no layer named logits"
-        if _get(model, "embedding") is None and (
-            _get(model, "source_embedding") is None or _get(model, "target_embedding") is None
-        ):
-            return "no embedding (or source_embedding and target_embedding) layer"
-        return None
+        return head_missing(model)
 
     @classmethod
     def from_model(cls, model) -> RnnSeq2SeqParts:

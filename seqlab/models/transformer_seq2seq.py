@@ -48,6 +48,26 @@ def _get(model, name):
         return None
 
 
+def inputs_missing(model) -> str | None:
+    """None if ``model`` takes the seq2seq inputs ``source`` and ``target_in``, else what it takes."""
+    names = getattr(model, "input_names", None) or [t.name for t in getattr(model, "inputs", [])]
+    if sorted(str(n) for n in names) != sorted(INPUTS):
+        return f"inputs are {names}, not {list(INPUTS)}"
+    return None
+
+
+def head_missing(model) -> str | None:
+    """None if ``model`` has the ``logits`` layer and its embeddings (one shared, or
+    ``source_embedding`` and ``target_embedding``), else what is missing."""
+    if _get(model, "logits") is None:
+        return "no layer named logits"
+    if _get(model, "embedding") is None and (
+        _get(model, "source_embedding") is None or _get(model, "target_embedding") is None
+    ):
+        return "no embedding (or source_embedding and target_embedding) layer"
+    return None
+
+
 class Seq2SeqParts:
     """The layers of an encoder-decoder Transformer and its forward computation.
 
@@ -84,20 +104,13 @@ class Seq2SeqParts:
     @staticmethod
     def missing(model) -> str | None:
         """None if ``model`` has the named layers of this builder, else what is missing."""
-        names = getattr(model, "input_names", None) or [t.name for t in getattr(model, "inputs", [])]
-        if sorted(str(n) for n in names) != sorted(INPUTS):
-            return f"inputs are {names}, not {list(INPUTS)}"
+        if reason := inputs_missing(model):
+            return reason
         if not isinstance(_get(model, "decoder_block_0"), TransformerDecoderBlock):
             return "no TransformerDecoderBlock named decoder_block_0"
         if not isinstance(_get(model, "encoder_block_0"), TransformerEncoderBlock):
             return "no TransformerEncoderBlock named encoder_block_0"
-        if _get(model, "logits") is None:
-            return "no layer named logits"
-        if _get(model, "embedding") is None and (
-            _get(model, "source_embedding") is None or _get(model, "target_embedding") is None
-        ):
-            return "no embedding (or source_embedding and target_embedding) layer"
-        return None
+        return head_missing(model)
 
     @classmethod
     def from_model(cls, model) -> Seq2SeqParts:
