@@ -242,7 +242,9 @@ def build_names_data(
     ``loss`` (nats per character, ``</s>`` included), ``perplexity``,
     ``bpc`` and, from ``samples_per_language`` names per language at
     ``temperature``, ``new_share`` (not a training name), ``unique_share``
-    and, with ``classifier_path``, ``classified_as_requested``.
+    and, with ``classifier_path``, ``classified_as_requested`` beside its
+    ceiling ``classifier_balanced_accuracy`` (the same classifier on the real
+    test names, averaged over languages as the samples are).
     """
     if task not in NAMES_TASKS:
         raise ConfigError(f"data.task={task!r} is unknown for names; choose one of {list(NAMES_TASKS)}")
@@ -286,9 +288,13 @@ def build_names_data(
         scores["new_share"] = float(np.mean([g not in train_names for g in generated]))
         scores["unique_share"] = len(set(generated)) / len(generated)
         if classifier_path:
-            predicted = classify_names(classifier_path, generated,
-                                       _char_vocab((n for n, _ in splits["train"]), (PAD, UNK)))
+            classifier_vocab = _char_vocab((n for n, _ in splits["train"]), (PAD, UNK))
+            predicted = classify_names(classifier_path, generated, classifier_vocab)
             scores["classified_as_requested"] = float(np.mean(predicted == requested))
+            # The ceiling: how often the same classifier names the language of *real* test
+            # names, averaged over languages (the samples are balanced, the split is not).
+            real = classify_names(classifier_path, [n for n, _ in splits["test"]], classifier_vocab)
+            scores["classifier_balanced_accuracy"] = balanced_accuracy(conditions["test"], real)
         return scores
 
     return DataBundle(
@@ -299,6 +305,16 @@ def build_names_data(
         save_artifacts=lambda folder: [vocab.save(Path(folder) / "vocab.json")],
         evaluate_test=evaluate_test, info=info,
     )
+
+
+def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean over the classes present in ``labels`` of the share predicted right (recall).
+
+    >>> balanced_accuracy(np.array([0, 0, 0, 1]), np.array([0, 0, 0, 0]))
+    0.5
+    """
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    return float(np.mean([np.mean(predicted[labels == c] == c) for c in np.unique(labels)]))
 
 
 def classify_names(classifier_path: str, names: Sequence[str], vocab: Vocabulary) -> np.ndarray:

@@ -4,6 +4,7 @@ blocks, positions, convolution / residual / U-Net blocks, regularisation."""
 from seqlab.layers.additive_attention import BahdanauAttention
 from seqlab.layers.attention import MultiHeadAttention, scaled_dot_product_attention
 from seqlab.layers.attention_decoder import AttentionDecoder
+from seqlab.layers.broadcast import BroadcastConcat
 from seqlab.layers.cells import (
     GRUCell,
     LayerNormLSTMCell,
@@ -40,6 +41,7 @@ __all__ = [
     "BahdanauAttention",
     "BasicResidualBlock",
     "BottleneckResidualBlock",
+    "BroadcastConcat",
     "ClassToken",
     "ConvBlock",
     "DoubleConv",

@@ -8,7 +8,8 @@
     build_rnn_forecaster:  window [B, T, D] --RNN x L--> final state [B, H] --Dense-->
                            [B, horizon] (or [B, horizon, targets])
     build_rnn_conditioned_lm:  tokens [B, T], condition [B] --> logits [B, T, V]; the condition's
-                           embedding sets the initial state of every recurrent layer
+                           embedding sets the initial state of every recurrent layer, enters
+                           every step's input, or both
 
 Every builder stacks its recurrent layers with :func:`seqlab.layers.recurrent_stack`
 (or :func:`seqlab.layers.recurrent_layer`), so ``cell`` is a cell name or
@@ -34,7 +35,7 @@ from collections.abc import Mapping, Sequence
 import keras
 
 from seqlab.errors import ConfigError
-from seqlab.layers import LastTimeStep, MaskedGlobalMaxPooling1D, OneHot
+from seqlab.layers import BroadcastConcat, LastTimeStep, MaskedGlobalMaxPooling1D, OneHot
 from seqlab.layers.stacks import recurrent_layer, recurrent_stack, split_cell_spec
 from seqlab.models._checks import check_positive, check_rate
 
@@ -410,22 +411,30 @@ def build_rnn_conditioned_lm(
     num_layers: int = 1,
     cell: str | Mapping = "lstm",
     dropout: float = 0.0,
+    conditioning: str = "initial_state",
     name: str = "rnn_conditioned_lm",
 ) -> keras.Model:
     """A language model conditioned on a class (one-to-many): e.g. names given a language.
 
     The condition ``c`` (an id in ``[0, num_conditions)``) is embedded once,
-    ``e_c = E[c]``, and sets the **initial state** of every recurrent layer
-    ``l`` (every state of it: ``h`` and, for an LSTM, ``c``):
+    ``e_c = E[c]``, and enters the recurrence in one of two ways (or both):
 
-        s^l_0 = tanh(W^l_s e_c + b^l_s),   then the usual recurrence over the tokens
+    - ``conditioning="initial_state"``: it sets the **initial state** of every
+      recurrent layer ``l`` (every state of it: ``h`` and, for an LSTM, ``c``),
 
-    so the whole sequence is generated from a language-specific starting
-    point, as an image caption is generated from the image (Vinyals et al.
-    2015) and Karpathy's char-RNN can be primed. The condition is not fed
-    again at each step. Logits ``[B, T, vocab_size]`` for the next token at
-    every step (teacher forcing). The defaults are those of
-    ``conf/model/rnn_conditioned_lm.yaml``.
+          s^l_0 = tanh(W^l_s e_c + b^l_s),   then the usual recurrence over the tokens
+
+      as an image caption is generated from the image (Vinyals et al. 2015).
+      The network must carry the condition in its state for the whole
+      sequence, and the recurrence is free to forget it.
+    - ``conditioning="every_step"``: it is concatenated to the input of
+      every recurrent layer at every step, ``x^l_t <- [x^l_t; e_c]`` (Mikolov
+      & Zweig 2012's context vector; the decoder of Cho et al. 2014 feeds its
+      summary ``c`` to every step the same way), so no step can lose it.
+    - ``"both"``: the two together.
+
+    Logits ``[B, T, vocab_size]`` for the next token at every step (teacher
+    forcing). The defaults are those of ``conf/model/rnn_conditioned_lm.yaml``.
 
     Args:
         vocab_size: number of token ids.
@@ -437,7 +446,8 @@ def build_rnn_conditioned_lm(
         cell: a seqlab cell name or ``{"name": ..., **options}`` (not the
             ``keras_*`` built-ins).
         dropout: dropout on the token embedding, between layers and before
-            the output.
+            the output (never on the condition).
+        conditioning: ``initial_state``, ``every_step`` or ``both``.
         name: the Keras model name.
 
     Returns:
@@ -457,14 +467,22 @@ def build_rnn_conditioned_lm(
     (None, None, 6)
     >>> [layer.name for layer in model.layers if layer.name.startswith("initial_state")]
     ['initial_state_0_0', 'initial_state_0_1']
+    >>> every = build_rnn_conditioned_lm(vocab_size=6, num_conditions=3, embedding_dim=4,
+    ...                                  condition_dim=2, hidden_size=5, conditioning="every_step")
+    >>> every.get_layer("rnn_0").input.shape  # 4 token + 2 condition features
+    (None, None, 6)
     """
     check_positive(vocab_size=vocab_size, num_conditions=num_conditions, embedding_dim=embedding_dim,
                    condition_dim=condition_dim, hidden_size=hidden_size, num_layers=num_layers)
     check_rate("dropout", dropout)
+    if conditioning not in CONDITIONINGS:
+        raise ConfigError(
+            f"model.conditioning must be one of {', '.join(CONDITIONINGS)}; got {conditioning!r}"
+        )
     cell_name, _ = split_cell_spec(cell, "model.cell")
     if cell_name.startswith("keras_"):
         raise ConfigError(
-            f"build_rnn_conditioned_lm sets the initial states of seqlab cells; model.cell "
+            f"build_rnn_conditioned_lm conditions seqlab cells; model.cell "
             f"{cell_name!r} is a Keras built-in: use {cell_name.removeprefix('keras_')!r}"
         )
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
@@ -474,13 +492,20 @@ def build_rnn_conditioned_lm(
     for i in range(num_layers):
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
+        if conditioning != "initial_state":
+            x = BroadcastConcat(name=f"condition_input_{i}")(x, e_c)
         layer = recurrent_layer(cell, hidden_size, name=f"rnn_{i}", key="model.cell")
-        initial = [
-            keras.layers.Dense(size, activation="tanh", name=f"initial_state_{i}_{k}")(e_c)
-            for k, size in enumerate(layer.state_size)
-        ]
+        initial = None
+        if conditioning != "every_step":
+            initial = [
+                keras.layers.Dense(size, activation="tanh", name=f"initial_state_{i}_{k}")(e_c)
+                for k, size in enumerate(layer.state_size)
+            ]
         x = layer(x, initial_state=initial)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout_out")(x)
     logits = keras.layers.Dense(vocab_size, name="logits")(x)
     return keras.Model({"tokens": tokens, "condition": condition}, logits, name=name)
+
+
+CONDITIONINGS = ("initial_state", "every_step", "both")

@@ -12,6 +12,7 @@ import pytest
 
 from seqlab.data.names import (
     BOUNDARY,
+    balanced_accuracy,
     build_makemore_data,
     build_names_data,
     clean_names,
@@ -23,6 +24,7 @@ from seqlab.data.names import (
 )
 from seqlab.data.vocabulary import PAD, UNK, Vocabulary
 from seqlab.errors import ConfigError
+from seqlab.models.rnn_sequence import build_rnn_conditioned_lm
 
 
 def test_names_counts_and_split_by_distinct_name(data_dir):
@@ -108,3 +110,30 @@ def test_sampled_names_follow_the_model_distribution():
     assert set(counts) <= {"", "a", "b"}
     assert counts["a"] / 2000 == pytest.approx(0.375, abs=0.04)
     assert counts[""] / 2000 == pytest.approx(0.5, abs=0.04)
+
+
+def test_generator_scores_sit_beside_the_classifier_ceiling(data_dir, tmp_path):
+    # A classifier that always answers language 0 (Arabic): every generated Arabic name counts,
+    # and on real test names it is right for one language in 18, whatever the class sizes.
+    classify = build_names_data(batch_size=64)
+    chars = keras.Input((None,), dtype="int32")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(100, 1)(chars))
+    bias = np.eye(18, dtype="float32")[0]
+    always_0 = keras.layers.Dense(18, kernel_initializer="zeros",
+                                  bias_initializer=keras.initializers.Constant(bias))(pooled)
+    classifier = keras.Model(chars, always_0)
+    classifier.save(tmp_path / "classifier.keras")
+    generate = build_names_data(batch_size=64, task="generate", samples_per_language=2,
+                                classifier_path=str(tmp_path / "classifier.keras"))
+    lm = build_rnn_conditioned_lm(vocab_size=generate.model_kwargs["vocab_size"], num_conditions=18,
+                                  hidden_size=4, conditioning="every_step")
+    scores = generate.evaluate_test(lm)
+    assert scores["classified_as_requested"] == pytest.approx(1 / 18)
+    assert scores["classifier_balanced_accuracy"] == pytest.approx(1 / 18)
+    assert classify.model_kwargs["num_classes"] == 18
+
+
+def test_balanced_accuracy_weights_every_class_equally():
+    labels = np.array([0] * 8 + [1, 1])
+    assert balanced_accuracy(labels, np.zeros(10)) == 0.5
+    assert balanced_accuracy(labels, labels) == 1.0

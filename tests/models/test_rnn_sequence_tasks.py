@@ -138,11 +138,34 @@ def test_conditioned_lm_reads_the_condition_through_the_initial_state():
     assert np.mean(first == cond[:60] + 2) > 0.95
 
 
+@pytest.mark.parametrize("conditioning", ["every_step", "both"])
+def test_conditioned_lm_reads_the_condition_at_every_step(conditioning):
+    # The token to emit at step 3 (of <s> b b b) is condition + 2; the tokens before it say
+    # nothing, so the model must still hold the condition there.
+    rng = np.random.default_rng(7)
+    cond = rng.integers(0, 3, size=384).astype("int32")
+    tokens = np.concatenate([np.ones((384, 1), "int32"), np.full((384, 3), 5, "int32")], axis=1)
+    targets_ = np.concatenate([np.full((384, 3), 5, "int32"), (cond + 2)[:, None]], axis=1)
+    keras.utils.set_random_seed(7)
+    model = build_rnn_conditioned_lm(vocab_size=6, num_conditions=3, embedding_dim=4, condition_dim=4,
+                                     hidden_size=8, cell=FAST, conditioning=conditioning)
+    has_initial = any(layer.name.startswith("initial_state") for layer in model.layers)
+    assert has_initial == (conditioning == "both")
+    # The recurrent layer's input carries the condition: 4 token + 4 condition features.
+    inputs = model.get_layer("rnn_0").input  # a list when initial states come with the sequence
+    assert (inputs[0] if isinstance(inputs, list) else inputs).shape[-1] == 8
+    model.compile(optimizer=keras.optimizers.Adam(0.03),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit({"tokens": tokens, "condition": cond}, targets_, batch_size=64, epochs=4, verbose=0)
+    last = model.predict({"tokens": tokens[:60], "condition": cond[:60]}, verbose=0)[:, 3].argmax(-1)
+    assert np.mean(last == cond[:60] + 2) > 0.95
+
+
 def test_new_builders_save_and_load(tmp_path):
     classifier = build_rnn_classifier(num_classes=2, vocab_size=6, embedding_dim=3, hidden_size=3,
                                       pooling="max", bidirectional=True)
     lm = build_rnn_conditioned_lm(vocab_size=6, num_conditions=2, embedding_dim=3, condition_dim=2,
-                                  hidden_size=3)
+                                  hidden_size=3, conditioning="both", name="lm_both")
     tokens = np.array([[1, 2, 3, 0]], "int32")
     for model, x in ((classifier, tokens), (lm, {"tokens": tokens, "condition": np.array([1], "int32")})):
         model.save(tmp_path / f"{model.name}.keras")
@@ -165,3 +188,6 @@ def test_bad_builder_arguments_are_config_errors():
         build_rnn_tagger(num_classes=2, vocab_size=5, dropout=1.5)
     with pytest.raises(ConfigError, match="Keras built-in"):
         build_rnn_conditioned_lm(vocab_size=5, num_conditions=2, cell="keras_lstm")
+    with pytest.raises(ConfigError, match="model.conditioning must be one of initial_state, every_step, "
+                                          "both; got 'each_step'"):
+        build_rnn_conditioned_lm(vocab_size=5, num_conditions=2, conditioning="each_step")
