@@ -28,6 +28,8 @@ same cell in the same mode (torch rows: to Keras graph mode).
 
     python experiments/throughput/benchmark.py                 # the default table
     python experiments/throughput/benchmark.py --quick         # smoke run
+    python experiments/throughput/benchmark.py --cells fast_lstm,fast_lstm_bf16,keras_lstm,keras_lstm_bf16 \
+        --modes graph --no-memory                              # bfloat16 against float32
     python experiments/throughput/benchmark.py --cells fast_lstm,torch_lstm \
         --hidden 256,512,1024 --seq 64,256 --steps 10
 """
@@ -57,20 +59,24 @@ EXTRA_CHOICES = ["fast_lstm_whole", "fast_gru_whole", "fast_peephole_whole", "fa
                  "fast_peephole_plain", "fast_simple_plain"]
 # seqlab's generic path (Keras' RNN loop over the cell's step, autodiff), per cell.
 GENERIC_CHOICES = ["generic_lstm", "generic_gru", "generic_gru_before", "generic_peephole", "generic_simple"]
+# Any TF row with this suffix is built under the mixed_bfloat16 policy (bf16 matmuls,
+# float32 variables, float32 logits), e.g. fast_lstm_bf16 beside fast_lstm.
+BF16 = "_bf16"
 SEQLAB_CELL = {"lstm": "lstm", "gru": "gru", "gru_before": "gru_cho", "peephole": "peephole_lstm",
                "simple": "simple_rnn"}
 
 
 def row_kind(cell):
-    """fast_lstm_whole -> lstm, keras_gru -> gru."""
-    return cell.split("_", 1)[1].removesuffix(WHOLE).removesuffix(PLAIN_LOOPS)
+    """fast_lstm_whole -> lstm, keras_gru -> gru, fast_gru_bf16 -> gru."""
+    return cell.split("_", 1)[1].removesuffix(BF16).removesuffix(WHOLE).removesuffix(PLAIN_LOOPS)
 GATES = {"lstm": 4, "peephole": 4, "gru": 3, "gru_before": 3, "simple": 1}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cells", default=",".join(CELL_CHOICES),
-                   help="comma-separated rows, from: " + ", ".join(CELL_CHOICES + EXTRA_CHOICES + GENERIC_CHOICES))
+                   help="comma-separated rows, from: " + ", ".join(CELL_CHOICES + EXTRA_CHOICES + GENERIC_CHOICES)
+                   + f"; a TF row + {BF16!r} runs under mixed_bfloat16")
     p.add_argument("--modes", default="graph,xla", help="graph and/or xla (TF rows)")
     p.add_argument("--xla-cells", default=None,
                    help="comma-separated TF rows that also run in xla mode (default: all of "
@@ -104,7 +110,8 @@ def parse_args(argv=None):
         args.hidden, args.seq, args.batch, args.steps, args.warmup = "64", "16", 8, 2, 1
         args.rounds = 1
     args.cells = [c for c in args.cells.split(",") if c]
-    bad = [c for c in args.cells if c not in CELL_CHOICES + EXTRA_CHOICES + GENERIC_CHOICES]
+    bad = [c for c in args.cells if c.removesuffix(BF16) not in CELL_CHOICES + EXTRA_CHOICES + GENERIC_CHOICES
+           or (c.endswith(BF16) and c.startswith("torch"))]
     if bad:
         p.error(f"unknown --cells {bad}; choose from {CELL_CHOICES + EXTRA_CHOICES + GENERIC_CHOICES}")
     args.modes = [m for m in args.modes.split(",") if m]
@@ -183,7 +190,10 @@ def build_tf_row(tf, args, cell, mode, hidden, seq, x, y):
     import keras
 
     keras.utils.set_random_seed(0)
+    policy = "mixed_bfloat16" if cell.endswith(BF16) else "float32"
+    cell = cell.removesuffix(BF16)
     impl, kind = cell.split("_", 1)[0], row_kind(cell)
+    keras.mixed_precision.set_global_policy(policy)
     if impl == "fast":
         from seqlab.layers import fused
 
@@ -201,9 +211,10 @@ def build_tf_row(tf, args, cell, mode, hidden, seq, x, y):
     model = keras.Sequential([
         keras.layers.Embedding(args.vocab, args.embedding),
         rnn,
-        keras.layers.Dense(args.vocab),
+        keras.layers.Dense(args.vocab, dtype="float32"),  # logits and softmax in float32 under bf16
     ])
     model.build((args.batch, seq))
+    keras.mixed_precision.set_global_policy("float32")
     opt = keras.optimizers.Adam(1e-3)
     opt.build(model.trainable_variables)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -512,7 +523,9 @@ def main(argv=None):
                 gflops = tps[cell, mode] * flops_per_token(
                     kind, args.embedding, hidden, args.vocab) / 1e9
                 base_kind = "gru" if "gru" in kind else ("lstm" if kind != "simple" else None)
-                base = tps.get((f"keras_{base_kind}", "graph" if mode == "eager" else mode))
+                # bf16 rows: to Keras' bf16 row where it runs, else to Keras in float32
+                suffix = BF16 if cell.endswith(BF16) and (f"keras_{base_kind}{BF16}", mode) in tps else ""
+                base = tps.get((f"keras_{base_kind}{suffix}", "graph" if mode == "eager" else mode))
                 ratio = f"{tps[cell, mode] / base:.2f}x" if base else "-"
                 mem, kept = (memory_of_row(args, cell, mode, hidden, seq) if args.memory
                              else (float("nan"), float("nan")))
@@ -521,6 +534,11 @@ def main(argv=None):
                       f"{mem / 2**20:>8.1f} {kept / 2**20:>8.1f} "
                       f"{ratio:>8} {losses[cell, mode]:>7.4f}", flush=True)
             print_paired_ratios(times, rows, args.steps)
+            for cell, mode in rows:
+                if cell.endswith(BF16) and (cell.removesuffix(BF16), mode) in tps:
+                    print(f"{cell} / {cell.removesuffix(BF16)} ({mode}): "
+                          f"{tps[cell, mode] / tps[cell.removesuffix(BF16), mode]:.2f}x tokens/s, loss after "
+                          f"the same steps {losses[cell, mode]:.4f} vs {losses[cell.removesuffix(BF16), mode]:.4f}")
             del steps
             keras.backend.clear_session()
 

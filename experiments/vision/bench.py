@@ -15,6 +15,7 @@ plain build's best mode. The 2048^2 fp32 matmul rate is printed beside.
 
     python experiments/vision/bench.py --quick
     python experiments/vision/bench.py --rows cnn,resnet20,unet --steps 10 --rounds 3
+    python experiments/vision/bench.py --rows cnn,resnet20 --precision float32,mixed_bfloat16
 """
 
 from __future__ import annotations
@@ -138,28 +139,41 @@ def main():
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--precision", default="float32",
+                        help="comma-separated Keras dtype policies of both builds, e.g. float32,mixed_bfloat16")
     parser.add_argument("--quick", action="store_true", help="cnn and resnet20, 3 steps, 1 round")
     args = parser.parse_args()
     if args.quick:
         args.rows, args.steps, args.warmup, args.rounds = "cnn,resnet20", 3, 2, 1
     print(f"# {os.cpu_count()} cores; 2048^2 fp32 matmul {matmul_gflops():.0f} GFLOP/s")
-    print("| row | batch | seqlab graph | seqlab XLA | Keras graph | Keras XLA | seqlab best / Keras best |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name in args.rows.split(","):
-        shape, classes, batch, ours, plain, seg = ROWS[name]
-        steps = {(who, jit): make_step(builder, shape, classes, batch, seg, jit)
-                 for who, builder in (("seqlab", ours), ("keras", plain)) for jit in (False, True)}
-        for step in steps.values():
-            for _ in range(args.warmup):
-                step()
-        medians = {key: [] for key in steps}
-        for _ in range(args.rounds):
-            for key, step in steps.items():
-                medians[key].append(timed(step, args.steps))
-        ips = {key: batch / statistics.median(v) for key, v in medians.items()}
-        ratio = max(ips[("seqlab", False)], ips[("seqlab", True)]) / max(ips[("keras", False)], ips[("keras", True)])
-        print(f"| {name} | {batch} | {ips[('seqlab', False)]:,.0f} | {ips[('seqlab', True)]:,.0f} | "
-              f"{ips[('keras', False)]:,.0f} | {ips[('keras', True)]:,.0f} | {ratio:.2f}× |", flush=True)
+    print("| row | policy | batch | seqlab graph | seqlab XLA | Keras graph | Keras XLA | seqlab best / Keras best |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    best = {}  # (row, policy) -> seqlab's best images/s
+    for policy in args.precision.split(","):
+        keras.mixed_precision.set_global_policy(policy)
+        for name in args.rows.split(","):
+            shape, classes, batch, ours, plain, seg = ROWS[name]
+            steps = {(who, jit): make_step(builder, shape, classes, batch, seg, jit)
+                     for who, builder in (("seqlab", ours), ("keras", plain)) for jit in (False, True)}
+            for step in steps.values():
+                for _ in range(args.warmup):
+                    step()
+            medians = {key: [] for key in steps}
+            for _ in range(args.rounds):
+                for key, step in steps.items():
+                    medians[key].append(timed(step, args.steps))
+            ips = {key: batch / statistics.median(v) for key, v in medians.items()}
+            best[name, policy] = max(ips[("seqlab", False)], ips[("seqlab", True)])
+            ratio = best[name, policy] / max(ips[("keras", False)], ips[("keras", True)])
+            print(f"| {name} | {policy} | {batch} | {ips[('seqlab', False)]:,.0f} | {ips[('seqlab', True)]:,.0f} | "
+                  f"{ips[('keras', False)]:,.0f} | {ips[('keras', True)]:,.0f} | {ratio:.2f}× |", flush=True)
+    keras.mixed_precision.set_global_policy("float32")
+    policies = args.precision.split(",")
+    if "float32" in policies and len(policies) > 1:
+        for policy in (p for p in policies if p != "float32"):
+            for name in args.rows.split(","):
+                print(f"# {name}: seqlab {policy} best / float32 best = "
+                      f"{best[name, policy] / best[name, 'float32']:.2f}×")
     print(f"# 2048^2 fp32 matmul after: {matmul_gflops():.0f} GFLOP/s (images/s columns)")
 
 
