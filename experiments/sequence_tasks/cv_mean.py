@@ -6,8 +6,10 @@
 
 Reads the sweep from the MLflow store (as seqlab-report does) and prints one
 line per fold and the mean +- sample standard deviation over the FINISHED
-children; ``--log`` also logs ``cv_mean/<metric>`` and ``cv_std/<metric>``
-on the sweep's parent run. (seqlab-report averages over ``trainer.seed``
+children, one mean per setting of the other swept keys (``model/cell=lstm,gru``
+gives two); ``--log`` also logs ``cv_mean/<metric>`` and ``cv_std/<metric>``
+(suffixed ``/<key>_<value>`` per setting when other keys are swept) on the
+sweep's parent run. (seqlab-report averages over ``trainer.seed``
 sweeps only; a fold sweep gets its per-fold table there.)
 """
 
@@ -25,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store-dir", default="mlruns")
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--metric", default="test_accuracy")
+    parser.add_argument("--fold-key", default="data.fold", help="the swept key that numbers the folds")
     parser.add_argument("--log", action="store_true", help="log the mean and std on the parent run")
     args = parser.parse_args(argv)
 
@@ -46,19 +49,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     for c in rows:
         print(f"{' '.join(f'{k}={c.values[k]}' for k in sweep.keys)}  {args.metric}={c.metrics[args.metric]:.4f}")
-    values = [c.metrics[args.metric] for c in rows]
-    if not values:
+    if not rows:
         print(f"cv_mean: no finished child of {sweep.parent_name} logged {args.metric}", file=sys.stderr)
         return 2
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    skipped = len(sweep.children) - len(values)
-    print(f"{sweep.parent_name}: {args.metric} = {mean:.4f} +- {std:.4f} over {len(values)} folds"
-          + (f" ({skipped} not finished)" if skipped else ""))
-    if args.log and sweep.parent_id:
-        client = MlflowClient(uri)
-        client.log_metric(sweep.parent_id, f"cv_mean/{args.metric}", mean)
-        client.log_metric(sweep.parent_id, f"cv_std/{args.metric}", std)
+    # One mean per setting of the other swept keys (e.g. model/cell=lstm,gru x data.fold=range(10)).
+    others = [k for k in sweep.keys if k != args.fold_key]
+    groups: dict[tuple, list[float]] = {}
+    for c in rows:
+        groups.setdefault(tuple(c.values.get(k, "") for k in others), []).append(c.metrics[args.metric])
+    client = MlflowClient(uri) if args.log and sweep.parent_id else None
+    for setting, values in groups.items():
+        mean = statistics.fmean(values)
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        label = " ".join(f"{k}={v}" for k, v in zip(others, setting))
+        print(f"{sweep.parent_name}{' ' + label if label else ''}: {args.metric} = {mean:.4f} +- {std:.4f} "
+              f"over {len(values)} folds")
+        if client:
+            suffix = "".join(f"/{k.replace('=', '_')}_{v}" for k, v in zip(others, setting))
+            client.log_metric(sweep.parent_id, f"cv_mean/{args.metric}{suffix}", mean)
+            client.log_metric(sweep.parent_id, f"cv_std/{args.metric}{suffix}", std)
+    skipped = len(sweep.children) - len(rows)
+    if skipped:
+        print(f"({skipped} children not finished or without {args.metric})")
     return 0
 
 
