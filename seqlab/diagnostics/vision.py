@@ -221,7 +221,7 @@ class MaskPreview(RunCallback):
 
     def predict(self, model) -> np.ndarray:
         """Predicted class ids ``[N, H, W]`` of ``model`` (logits) for the images."""
-        from seqlab.data.images import tiles, untile
+        from seqlab.data.membranes import tiles, untile
 
         height, width = self.images.shape[1:3]
         x = tiles(self.images, self.tile_size) if self.tile_size else self.images
