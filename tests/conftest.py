@@ -83,12 +83,19 @@ def _fresh_store_in_tmp_path(request, _empty_mlflow_db):
     shutil.copy(_empty_mlflow_db, store / "mlflow.db")
 
 
-@pytest.fixture
-def data_dir() -> Path:
+def require_data(*needed: str) -> Path:
+    """The shared data folder, when it holds every file of ``needed``; otherwise the test
+    is skipped, or fails under CI=true (where the real-data tests must run)."""
     path = Path(os.environ.get("SEQLAB_DATA_DIR", DEFAULT_DATA_DIR))
-    if not (path / "tiny_shakespeare" / "input.txt").is_file():
-        message = f"real data not found under {path}; set SEQLAB_DATA_DIR"
+    missing = [f for f in needed if not (path / f).is_file()]
+    if missing:
+        message = f"real data not found under {path} ({missing[0]}); set SEQLAB_DATA_DIR"
         if IN_CI:
             pytest.fail(f"{message} (CI=true: the end-to-end tests must run)")
         pytest.skip(message)
     return path
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return require_data("tiny_shakespeare/input.txt")

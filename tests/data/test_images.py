@@ -5,7 +5,6 @@ and the names old configs give under seqlab.data.images still resolve."""
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +13,12 @@ import tensorflow as tf
 
 from seqlab.data import images as im
 from seqlab.errors import ConfigError
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from tests.conftest import require_data
 
 
 @pytest.fixture(scope="module")
 def shared() -> Path:
-    path = Path(os.environ.get("SEQLAB_DATA_DIR", ""))
-    needed = ["fashion_mnist/train-images-idx3-ubyte.gz", "mnist_t10k/t10k-images-idx3-ubyte.gz"]
-    if not all((path / f).is_file() for f in needed):
-        message = f"the image data is not under SEQLAB_DATA_DIR={path}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return require_data(*["fashion_mnist/train-images-idx3-ubyte.gz", "mnist_t10k/t10k-images-idx3-ubyte.gz"])
 
 
 # ----------------------------------------------------------------- the data README's counts

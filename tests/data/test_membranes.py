@@ -6,7 +6,6 @@ without its mask (or of another size) gives one clear error."""
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,20 +14,12 @@ import tensorflow as tf
 
 from seqlab.data import membranes as mb
 from seqlab.errors import ConfigError, DataError
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from tests.conftest import require_data
 
 
 @pytest.fixture(scope="module")
 def shared() -> Path:
-    path = Path(os.environ.get("SEQLAB_DATA_DIR", ""))
-    needed = ["isbi2012_membrane/train/label/0.png"]
-    if not all((path / f).is_file() for f in needed):
-        message = f"the image data is not under SEQLAB_DATA_DIR={path}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return require_data(*["isbi2012_membrane/train/label/0.png"])
 
 
 def test_membranes_decode_like_pillow_with_membrane_as_the_positive_class(shared):
