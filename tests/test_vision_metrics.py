@@ -6,7 +6,13 @@ import keras
 import numpy as np
 import pytest
 
-from seqlab.metrics import PixelAccuracy, SegmentationDice, SegmentationIoU, segmentation_metrics
+from seqlab.metrics import (
+    MaxFScorePixelError,
+    PixelAccuracy,
+    SegmentationDice,
+    SegmentationIoU,
+    segmentation_metrics,
+)
 
 
 def _binary_logits(predicted: np.ndarray) -> np.ndarray:
@@ -136,3 +142,54 @@ def test_in_compiled_evaluate_and_serialized():
         again = keras.metrics.deserialize(keras.metrics.serialize(m))
         assert isinstance(again, cls) and again.name == "val_thing"
         assert (again.positive_class, again.threshold) == (2, 0.5)
+
+
+def _isbi_pixel_error(labels, probability, thresholds, weight=None):
+    """The Fiji PixelError sweep in NumPy: foreground = label > 0, predicted = proposal > theta."""
+    weight = np.ones_like(probability) if weight is None else weight
+    truth = labels > 0
+    best = 0.0
+    for theta in thresholds:
+        predicted = probability > theta
+        tp = np.sum(weight * (predicted & truth))
+        fp = np.sum(weight * (predicted & ~truth))
+        fn = np.sum(weight * (~predicted & truth))
+        best = max(best, 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    return 1.0 - best
+
+
+def test_isbi_pixel_error_is_one_minus_the_best_f_score_over_thresholds():
+    rng = np.random.default_rng(3)
+    interior = (rng.random((3, 16, 16)) > 0.25).astype("float32")  # ISBI convention: 1 = cell interior
+    p_interior = np.clip(0.35 * interior + 0.65 * rng.random(interior.shape), 0.01, 0.99)
+    thresholds = tuple(i / 10 for i in range(11))
+    expected = _isbi_pixel_error(interior, p_interior, thresholds)
+    assert 0.0 < expected < 0.3
+    # seqlab's membrane data: class 1 = membrane, logits of the membrane; the foreground is class 0
+    membrane = 1.0 - interior
+    logits = np.log((1 - p_interior) / p_interior)[..., None]
+    m = MaxFScorePixelError(foreground_class=0, thresholds=thresholds)
+    m.update_state(membrane[:2], logits[:2])
+    m.update_state(membrane[2:], logits[2:])  # counts accumulate, not per-batch means
+    assert float(m.result()) == pytest.approx(expected, abs=1e-6)
+    # ... equal to scoring the interior as class 1 directly
+    direct = MaxFScorePixelError(foreground_class=1, thresholds=thresholds)
+    direct.update_state(interior, -logits)
+    assert float(direct.result()) == pytest.approx(expected, abs=1e-6)
+    # Sample weights weight pixels, as in the reference.
+    weight = rng.random(interior.shape).astype("float32")
+    weighted = MaxFScorePixelError(foreground_class=0, thresholds=thresholds)
+    weighted.update_state(membrane, logits, sample_weight=weight)
+    assert float(weighted.result()) == pytest.approx(
+        _isbi_pixel_error(interior, p_interior, thresholds, weight), abs=1e-5)
+
+
+def test_isbi_pixel_error_checks_and_serializes():
+    with pytest.raises(ValueError, match="foreground_class must be 0 or 1, got 2"):
+        MaxFScorePixelError(foreground_class=2)
+    with pytest.raises(ValueError, match="one binary logit channel; got 3 channels"):
+        MaxFScorePixelError().update_state(np.zeros((1, 2, 2)), np.zeros((1, 2, 2, 3)))
+    m = MaxFScorePixelError(name="val_pixel_error", thresholds=(0.3, 0.6))
+    again = keras.metrics.deserialize(keras.metrics.serialize(m))
+    assert isinstance(again, MaxFScorePixelError) and again.thresholds == (0.3, 0.6)
+    assert again.foreground_class == 0
