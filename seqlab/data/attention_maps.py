@@ -6,7 +6,7 @@ are run once more, teacher-forced on ``<bos>`` + the tokens the decoder
 generated, so row ``i`` of a map is the attention ``alpha_i`` the decoder
 spent producing output token ``i`` (the last row: the ``<eos>``). Columns are
 the source pieces (and the source's ``<eos>``); every row sums to 1 over them.
-The translation scoring (:mod:`seqlab.data.translation`) writes the file to
+The translation scoring (:mod:`seqlab.data.translation_scoring`) writes the file to
 ``<output_dir>/plots/`` and logs it under ``plots/``.
 """
 

@@ -11,16 +11,12 @@ import keras
 import numpy as np
 import pytest
 
+from seqlab.data.bleu import bleu_scores
+from seqlab.data.pair_batches import pair_dataset
 from seqlab.data.pairs import BOS_ID, EOS_ID, PAD_ID, SubwordVocab, encode_pairs
-from seqlab.data.translation import (
-    TRANSLATIONS_FILE,
-    SmoothedCrossEntropy,
-    TokenAccuracy,
-    TranslationRun,
-    bleu_scores,
-    build_translation_data,
-    pair_dataset,
-)
+from seqlab.data.translation import build_translation_data
+from seqlab.data.translation_loss import SmoothedCrossEntropy, TokenAccuracy
+from seqlab.data.translation_scoring import TRANSLATIONS_FILE, TranslationRun
 from seqlab.errors import ConfigError
 from seqlab.models.transformer_seq2seq import build_transformer_seq2seq
 from seqlab.training.context import RunContext
@@ -77,6 +73,16 @@ def test_token_accuracy_counts_tokens_across_batches_of_different_lengths():
 def test_bad_label_smoothing_is_a_clear_error():
     with pytest.raises(ConfigError, match=r"data.label_smoothing must be in \[0, 1\)"):
         SmoothedCrossEntropy(1.0)
+
+
+def test_moved_loss_and_metric_keep_their_registered_names_and_old_home():
+    import seqlab.data.translation as old
+
+    for cls in (SmoothedCrossEntropy, TokenAccuracy):
+        assert getattr(old, cls.__name__) is cls
+        assert keras.saving.get_registered_name(cls) == f"seqlab>{cls.__name__}"
+    loss = keras.losses.deserialize(keras.losses.serialize(SmoothedCrossEntropy(0.1)))
+    assert isinstance(loss, SmoothedCrossEntropy) and loss.label_smoothing == 0.1
 
 
 # ------------------------------------------------------------------------ BLEU
