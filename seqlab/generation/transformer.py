@@ -42,12 +42,13 @@ from keras import ops
 
 from seqlab.errors import ConfigError
 from seqlab.generation.recurrent import _PER_POSITION, _graph, _nodes
+from seqlab.layers.normalization import LayerNorm
 from seqlab.layers.position import (
     LearnedPositionEmbedding,
     RotaryEmbedding,
     SinusoidalPositionEncoding,
 )
-from seqlab.layers.transformer import LayerNorm, TransformerDecoderBlock, TransformerEncoderBlock
+from seqlab.layers.transformer import TransformerDecoderBlock, TransformerEncoderBlock
 
 _POSITION_LAYERS = (SinusoidalPositionEncoding, LearnedPositionEmbedding)
 _PER_POSITION_HERE = (*_PER_POSITION, LayerNorm)

@@ -13,8 +13,10 @@ from seqlab.layers.cells import (
     RecurrentCell,
     SimpleRNNCell,
 )
+from seqlab.layers.class_token import ClassToken, FirstToken
 from seqlab.layers.conv import ConvBlock
 from seqlab.layers.encoding import OneHot
+from seqlab.layers.normalization import LayerNorm
 from seqlab.layers.pooling import LastTimeStep, MaskedGlobalMaxPooling1D, MaskedMeanPooling
 from seqlab.layers.position import (
     LearnedPositionEmbedding,
@@ -26,13 +28,7 @@ from seqlab.layers.registry import CELLS, get_cell
 from seqlab.layers.regularization import LockedDropout, OutputBias
 from seqlab.layers.residual import BasicResidualBlock, BottleneckResidualBlock
 from seqlab.layers.stacks import recurrent_layer, recurrent_stack, split_cell_spec
-from seqlab.layers.transformer import (
-    ClassToken,
-    FirstToken,
-    LayerNorm,
-    TransformerDecoderBlock,
-    TransformerEncoderBlock,
-)
+from seqlab.layers.transformer import TransformerDecoderBlock, TransformerEncoderBlock
 from seqlab.layers.unet import DoubleConv, UNetDecoderBlock
 
 __all__ = [

@@ -29,164 +29,25 @@ keys/values come from ``memory`` on every call, or once:
 Sublayers (names fixed, for weight copying and inspection): ``attention``,
 ``attention_norm``, ``attention_dropout``; decoder ``cross_attention``,
 ``cross_norm``, ``cross_dropout``; ``ffn_in``, ``ffn_out`` (Dense),
-``ffn_norm``, ``ffn_dropout``. The norms are :class:`LayerNorm` (Keras'
-LayerNormalization with a closed-form gradient); ``activation="gelu"`` is
-:func:`gelu` (exact, hand-written gradient).
+``ffn_norm``, ``ffn_dropout``. The norms are
+:class:`~seqlab.layers.normalization.LayerNorm` (Keras' LayerNormalization
+with a closed-form gradient); ``activation="gelu"`` is
+:func:`~seqlab.layers.activations.gelu` (exact, hand-written gradient).
 
-Also here, for encoder heads: :class:`ClassToken` (prepend a learned
-``[CLS]`` vector, extending the padding mask) and :class:`FirstToken` (its
-output). The mean over valid positions is
-:class:`seqlab.layers.pooling.MaskedMeanPooling`.
+For encoder heads, :mod:`seqlab.layers.class_token` has
+:class:`~seqlab.layers.class_token.ClassToken` (prepend a learned ``[CLS]``
+vector, extending the padding mask) and
+:class:`~seqlab.layers.class_token.FirstToken` (its output). The mean over
+valid positions is :class:`seqlab.layers.pooling.MaskedMeanPooling`.
 """
 
 from __future__ import annotations
 
-import math
-
 import keras
-from keras import ops
 
+from seqlab.layers.activations import _ACTIVATIONS, _activation
 from seqlab.layers.attention import MultiHeadAttention
-
-#: FFN activations by config name: Keras names, plus ``gelu_tanh`` (GPT-2's tanh approximation).
-_ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu", "swish", "tanh")
-
-
-_INV_SQRT2 = 1.0 / math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-
-
-@ops.custom_gradient
-def gelu(x):
-    """Exact GELU ``x Phi(x)``, ``Phi(x) = (1 + erf(x / sqrt 2)) / 2``, with its
-    derivative ``Phi(x) + x phi(x)`` written out (``phi``: the normal density).
-
-    The same function as ``keras.activations.gelu(x, approximate=False)``; the
-    hand-written gradient reuses ``Phi(x)`` from the forward pass and costs
-    fewer passes over the ``[B, T, ff_dim]`` activations than differentiating
-    through ``erf`` (about a third less time for the activation's forward and
-    backward in graph mode on CPU; under XLA both fuse).
-
-    >>> import numpy as np
-    >>> x = np.linspace(-3, 3, 7).astype("float32")
-    >>> bool(np.allclose(gelu(x), keras.activations.gelu(x, approximate=False), atol=1e-6))
-    True
-    """
-    cdf = 0.5 + 0.5 * ops.erf(x * ops.cast(_INV_SQRT2, x.dtype))
-
-    def grad(*args, upstream=None):
-        upstream = args[0] if upstream is None else upstream
-        pdf = ops.exp(ops.square(x) * ops.cast(-0.5, x.dtype)) * ops.cast(_INV_SQRT_2PI, x.dtype)
-        return upstream * (cdf + x * pdf)
-
-    return x * cdf, grad
-
-
-def _normalize(x, epsilon: float):
-    """``(x - mean) / sqrt(var + eps)`` over the last axis, with the gradient
-    ``dx = inv (g - mean(g) - x_hat mean(g x_hat))`` written out."""
-
-    @ops.custom_gradient
-    def normalize(x):
-        mean = ops.mean(x, axis=-1, keepdims=True)
-        centered = x - mean
-        inv = ops.rsqrt(ops.mean(ops.square(centered), axis=-1, keepdims=True) + epsilon)
-        x_hat = centered * inv
-
-        def grad(*args, upstream=None):
-            g = args[0] if upstream is None else upstream
-            return inv * (
-                g
-                - ops.mean(g, axis=-1, keepdims=True)
-                - x_hat * ops.mean(g * x_hat, axis=-1, keepdims=True)
-            )
-
-        return x_hat, grad
-
-    return normalize(x)
-
-
-@keras.saving.register_keras_serializable(package="seqlab")
-class LayerNorm(keras.layers.Layer):
-    """Layer normalisation over the last axis (Ba et al. 2016) with its gradient written out::
-
-        y = (x - mean(x)) / sqrt(var(x) + epsilon) * gamma + beta
-
-    The same function and weights (``gamma``, ``beta``) as
-    ``keras.layers.LayerNormalization(epsilon=...)``; the backward pass is the
-    closed form ``dx = inv (g - mean(g) - x_hat mean(g x_hat))`` with
-    ``g = dy gamma``, fewer passes over ``[B, T, d]`` than autodiff through the
-    moments. Statistics in float32 under mixed precision. A Keras mask passes through.
-
-    Example:
-
-    >>> import numpy as np
-    >>> x = np.random.default_rng(0).normal(size=(2, 3, 8)).astype("float32")
-    >>> ref = keras.layers.LayerNormalization(epsilon=1e-5)
-    >>> bool(np.allclose(LayerNorm()(x), ref(x), atol=1e-5))
-    True
-    """
-
-    def __init__(self, epsilon: float = 1e-5, **kwargs):
-        super().__init__(**kwargs)
-        self.epsilon = float(epsilon)
-        self.supports_masking = True
-
-    def build(self, input_shape):
-        self.gamma = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="gamma")
-        self.beta = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="beta")
-
-    def call(self, inputs):
-        x = inputs if inputs.dtype == "float32" else ops.cast(inputs, "float32")
-        if compiled_by_xla():  # autodiff fuses better there (see compiled_by_xla)
-            centered = x - ops.mean(x, axis=-1, keepdims=True)
-            variance = ops.mean(ops.square(centered), axis=-1, keepdims=True)
-            x_hat = centered * ops.rsqrt(variance + self.epsilon)
-        else:
-            x_hat = _normalize(x, self.epsilon)
-        y = x_hat * ops.cast(self.gamma, "float32") + ops.cast(self.beta, "float32")
-        return ops.cast(y, self.compute_dtype)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
-
-
-def compiled_by_xla() -> bool:
-    """Whether the function being traced now will be compiled by XLA: always
-    with JAX; with TensorFlow inside ``tf.function(jit_compile=True)`` (what
-    ``model.compile(jit_compile=True)`` uses).
-
-    The hand-written gradients of :func:`gelu` and :class:`LayerNorm` save
-    passes over memory in graph mode, where every op is one pass; XLA fuses
-    the elementwise ops of autodiff into a few loops and was measured ~4 %
-    faster on the whole LM step without them, so under XLA the plain
-    formulas are used (the same function either way)."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        return True
-    if backend != "tensorflow":
-        return False
-    try:
-        from tensorflow.python.framework import ops as tf_ops
-        from tensorflow.python.ops import control_flow_util
-    except ImportError:  # pragma: no cover - a TensorFlow without these internals
-        return False
-    return bool(control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph()))
-
-
-def _exact_gelu(x):
-    return gelu(x) if not compiled_by_xla() else keras.activations.gelu(x, approximate=False)
-
-
-def _activation(name: str):
-    if name == "gelu_tanh":
-        return lambda x: keras.activations.gelu(x, approximate=True)
-    if name == "gelu":
-        return _exact_gelu
-    return keras.activations.get(name)
+from seqlab.layers.normalization import LayerNorm
 
 
 @keras.saving.register_keras_serializable(package="seqlab")
@@ -553,76 +414,6 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
         return {**super().get_config(), "cross_attention": self.has_cross_attention}
 
 
-@keras.saving.register_keras_serializable(package="seqlab")
-class ClassToken(keras.layers.Layer):
-    """Prepend a learned ``[CLS]`` vector: ``[B, T, d] -> [B, 1 + T, d]``.
-
-    A Keras mask ``[B, T]`` on the input becomes ``[B, 1 + T]`` with the
-    ``[CLS]`` position always valid, so attention over padded inputs still
-    works (BERT's first token, whose final state the pooled head reads).
-
-    Example:
-
-    >>> import numpy as np
-    >>> layer = ClassToken()
-    >>> layer(np.zeros((2, 3, 4), "float32")).shape
-    TensorShape([2, 4, 4])
-    """
-
-    def __init__(self, initializer="zeros", **kwargs):
-        super().__init__(**kwargs)
-        self.initializer = keras.initializers.get(initializer)
-        self.supports_masking = True
-
-    def build(self, input_shape):
-        self.token = self.add_weight(
-            shape=(input_shape[-1],), initializer=self.initializer, name="token"
-        )
-
-    def call(self, inputs):
-        token = ops.broadcast_to(
-            ops.cast(self.token, inputs.dtype)[None, None, :],
-            (ops.shape(inputs)[0], 1, inputs.shape[-1]),
-        )
-        return ops.concatenate([token, inputs], axis=1)
-
-    def compute_mask(self, inputs, mask=None):
-        if mask is None:
-            return None
-        return ops.concatenate([ops.ones_like(mask[:, :1]), mask], axis=1)
-
-    def compute_output_shape(self, input_shape):
-        length = None if input_shape[1] is None else input_shape[1] + 1
-        return (input_shape[0], length, input_shape[2])
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "initializer": keras.initializers.serialize(self.initializer),
-        }
-
-
-@keras.saving.register_keras_serializable(package="seqlab")
-class FirstToken(keras.layers.Layer):
-    """``[B, T, d] -> [B, d]``: the first position (BERT's ``[CLS]`` output); drops the mask.
-
-    Example:
-
-    >>> import numpy as np
-    >>> FirstToken()(np.arange(6, dtype="float32").reshape(1, 3, 2)).numpy().tolist()
-    [[0.0, 1.0]]
-    """
-
-    def call(self, inputs, mask=None):
-        return inputs[:, 0]
-
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[2])
-
-
 __all__ = [
     "ClassToken",
     "FirstToken",
@@ -630,3 +421,8 @@ __all__ = [
     "TransformerDecoderBlock",
     "TransformerEncoderBlock",
 ]
+
+# Moved to their own modules (LayerNorm too, imported above); still importable from here.
+from seqlab.layers.activations import gelu  # noqa: E402, F401
+from seqlab.layers.class_token import ClassToken, FirstToken  # noqa: E402
+from seqlab.layers.xla import compiled_by_xla  # noqa: E402, F401

@@ -28,16 +28,12 @@ import keras
 
 from seqlab.errors import ConfigError
 from seqlab.layers import OutputBias
+from seqlab.layers.activations import _ACTIVATIONS
+from seqlab.layers.class_token import ClassToken, FirstToken
+from seqlab.layers.normalization import LayerNorm
 from seqlab.layers.pooling import MaskedMeanPooling
 from seqlab.layers.position import LearnedPositionEmbedding, SinusoidalPositionEncoding
-from seqlab.layers.transformer import (
-    _ACTIVATIONS,
-    ClassToken,
-    FirstToken,
-    LayerNorm,
-    TransformerDecoderBlock,
-    TransformerEncoderBlock,
-)
+from seqlab.layers.transformer import TransformerDecoderBlock, TransformerEncoderBlock
 from seqlab.models._checks import check_positive, check_rate
 
 POSITIONS = ("sinusoidal", "learned", "rope")

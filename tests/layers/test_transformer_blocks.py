@@ -7,13 +7,9 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
+from seqlab.layers.class_token import ClassToken, FirstToken
 from seqlab.layers.pooling import MaskedMeanPooling
-from seqlab.layers.transformer import (
-    ClassToken,
-    FirstToken,
-    TransformerDecoderBlock,
-    TransformerEncoderBlock,
-)
+from seqlab.layers.transformer import TransformerDecoderBlock, TransformerEncoderBlock
 
 ATOL = 2e-5
 
@@ -224,12 +220,33 @@ def test_blocks_save_and_reload(tmp_path):
     assert loaded.get_layer("dec").get_config()["activation"] == "gelu_tanh"
 
 
+def test_moved_layers_keep_their_registered_names_old_home_and_reload(tmp_path):
+    """LayerNorm, ClassToken and FirstToken left transformer.py: registered under the
+    same seqlab> names, still importable from it, and a model of them reloads."""
+    import seqlab.layers.transformer as old
+    from seqlab.layers.activations import gelu
+    from seqlab.layers.normalization import LayerNorm
+    from seqlab.layers.xla import compiled_by_xla
+
+    for layer in (LayerNorm, ClassToken, FirstToken):
+        assert getattr(old, layer.__name__) is layer
+        assert keras.saving.get_registered_name(layer) == f"seqlab>{layer.__name__}"
+        assert keras.saving.get_registered_object(f"seqlab>{layer.__name__}") is layer
+    assert old.gelu is gelu and old.compiled_by_xla is compiled_by_xla
+    inputs = keras.Input((None, 4))
+    model = keras.Model(inputs, FirstToken()(LayerNorm()(ClassToken(initializer="ones")(inputs))))
+    x = np.random.default_rng(8).normal(size=(2, 3, 4)).astype("float32")
+    model.save(tmp_path / "moved.keras")
+    loaded = keras.saving.load_model(tmp_path / "moved.keras")
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+
+
 def test_gelu_and_its_hand_written_gradient():
     """seqlab's GELU equals Keras' exact GELU; its gradient equals autodiff of Keras'
     and the analytic Phi(x) + x phi(x)."""
     import tensorflow as tf
 
-    from seqlab.layers.transformer import gelu
+    from seqlab.layers.activations import gelu
 
     x = tf.constant(np.linspace(-5, 5, 101).astype("float32"))
     with tf.GradientTape(persistent=True) as tape:
@@ -246,7 +263,7 @@ def test_gelu_and_its_hand_written_gradient():
 def test_layer_norm_equals_keras_values_and_gradients():
     import tensorflow as tf
 
-    from seqlab.layers.transformer import LayerNorm
+    from seqlab.layers.normalization import LayerNorm
 
     rng = np.random.default_rng(6)
     x = tf.constant(rng.normal(1.0, 2.0, size=(3, 4, 8)).astype("float32"))
@@ -274,7 +291,7 @@ def test_plain_formulas_under_xla_equal_the_hand_written_gradients():
     the same values and gradients as the graph-mode hand-written ones."""
     import tensorflow as tf
 
-    from seqlab.layers.transformer import compiled_by_xla
+    from seqlab.layers.xla import compiled_by_xla
 
     block = TransformerEncoderBlock(2, 16)
     x = tf.constant(np.random.default_rng(7).normal(size=(2, 5, 8)).astype("float32"))
