@@ -20,7 +20,7 @@ from keras import ops
 from seqlab.layers.xla import compiled_by_xla
 
 #: FFN activations by config name: Keras names, plus ``gelu_tanh`` (GPT-2's tanh approximation).
-_ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu", "swish", "tanh")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu", "swish", "tanh")
 
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
@@ -57,7 +57,9 @@ def _exact_gelu(x):
     return gelu(x) if not compiled_by_xla() else keras.activations.gelu(x, approximate=False)
 
 
-def _activation(name: str):
+def activation_fn(name: str):
+    """The function of a name in :data:`ACTIVATIONS` (``gelu`` exact, ``gelu_tanh`` its tanh
+    approximation; the others from ``keras.activations``)."""
     if name == "gelu_tanh":
         return lambda x: keras.activations.gelu(x, approximate=True)
     if name == "gelu":

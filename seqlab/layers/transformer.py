@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import keras
 
-from seqlab.layers.activations import _ACTIVATIONS, _activation
+from seqlab.layers.activations import ACTIVATIONS, activation_fn
 from seqlab.layers.attention import MultiHeadAttention
 from seqlab.layers.normalization import LayerNorm
 
@@ -124,9 +124,9 @@ class TransformerEncoderBlock(keras.layers.Layer):
             raise ValueError(
                 f"{type(self).__name__}: ff_dim must be a positive integer, got {ff_dim!r}"
             )
-        if activation not in _ACTIVATIONS:
+        if activation not in ACTIVATIONS:
             raise ValueError(
-                f"{type(self).__name__}: activation must be one of {', '.join(_ACTIVATIONS)}, "
+                f"{type(self).__name__}: activation must be one of {', '.join(ACTIVATIONS)}, "
                 f"got {activation!r}"
             )
         for key, rate in (("dropout", dropout), ("attention_dropout", attention_dropout)):
@@ -209,7 +209,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.ffn_norm = self._norm("ffn_norm")
         self.ffn_norm.build(inputs_shape)
         self.ffn_dropout = self._dropout("ffn_dropout", 2)
-        self._act = _activation(self.activation)
+        self._act = activation_fn(self.activation)
 
     def build(self, inputs_shape):
         self._build_attention_part(inputs_shape)

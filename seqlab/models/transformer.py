@@ -28,7 +28,7 @@ import keras
 
 from seqlab.errors import ConfigError
 from seqlab.layers import OutputBias
-from seqlab.layers.activations import _ACTIVATIONS
+from seqlab.layers.activations import ACTIVATIONS
 from seqlab.layers.class_token import ClassToken, FirstToken
 from seqlab.layers.normalization import LayerNorm
 from seqlab.layers.pooling import MaskedMeanPooling
@@ -65,9 +65,9 @@ def _check(
             f"model.position=rope needs an even head width, got d_model / num_heads = "
             f"{d_model} / {num_heads} = {d_model // num_heads}"
         )
-    if activation not in _ACTIVATIONS:
+    if activation not in ACTIVATIONS:
         raise ConfigError(
-            f"model.activation must be one of {', '.join(_ACTIVATIONS)}, got {activation!r}"
+            f"model.activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}"
         )
 
 
