@@ -124,6 +124,10 @@ def make_step(builder, shape, classes, batch, segmentation, jit):
     return lambda: model.train_on_batch(x, y)
 
 
+def _images_per_s(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+
+
 def timed(step, steps):
     times = []
     for _ in range(steps):
@@ -165,8 +169,9 @@ def main():
             ips = {key: batch / statistics.median(v) for key, v in medians.items()}
             best[name, policy] = max(ips[("seqlab", False)], ips[("seqlab", True)])
             ratio = best[name, policy] / max(ips[("keras", False)], ips[("keras", True)])
-            print(f"| {name} | {policy} | {batch} | {ips[('seqlab', False)]:,.0f} | {ips[('seqlab', True)]:,.0f} | "
-                  f"{ips[('keras', False)]:,.0f} | {ips[('keras', True)]:,.0f} | {ratio:.2f}× |", flush=True)
+            cells = " | ".join(_images_per_s(ips[key]) for key in
+                               (("seqlab", False), ("seqlab", True), ("keras", False), ("keras", True)))
+            print(f"| {name} | {policy} | {batch} | {cells} | {ratio:.2f}× |", flush=True)
     keras.mixed_precision.set_global_policy("float32")
     policies = args.precision.split(",")
     if "float32" in policies and len(policies) > 1:
