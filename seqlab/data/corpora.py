@@ -21,6 +21,7 @@ by ``split_fractions``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import hashlib
@@ -351,21 +352,47 @@ def _read_tfds_text(builder_or_name, split: str, **load_kwargs) -> str:
     return joiner.join(parts) + ("\n" if joiner else "")
 
 
+@contextlib.contextmanager
+def prepare_lock(cache_dir: str | Path, name: str):
+    """Hold an exclusive lock on ``cache_dir/.<name>.lock`` while preparing a cache entry.
+
+    Parallel jobs (a joblib or SLURM sweep) that prepare the same TFDS entry
+    at once race on TFDS's final rename of ``incomplete.*`` to the version
+    folder, and all but one fail with ``FileExistsError`` (found by
+    ``experiments/platform/soak.py``: 10 of 20 parallel jobs). Under the lock
+    one job prepares and the others wait, then find the entry prepared.
+    ``fcntl.flock``: POSIX; where it is missing (Windows) no lock is taken.
+    The lock is per open file, so threads of one process exclude each other too.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    folder = Path(cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f".{name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def load_local(spec: CorpusSpec, folder: Path, cache_dir: Path) -> TextCorpus:
-    """Prepare (once) and read a local copy through :class:`LocalTextCorpus`."""
+    """Prepare (once, one process at a time) and read a local copy through :class:`LocalTextCorpus`."""
     config_cls, builder_cls = _builder_classes()
     fingerprint = _fingerprint(folder, spec.required_files(), spec)
     config = config_cls(name=f"{spec.name}_{fingerprint}", spec=spec)
-    builder = builder_cls(
-        config=config,
-        data_dir=str(cache_dir),
-    )
     import tensorflow_datasets as tfds
 
     tfds.disable_progress_bar()
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(folder)),
-    )
+    with prepare_lock(cache_dir, config.name):
+        # built under the lock: a builder made before another job finished would not see its data
+        builder = builder_cls(config=config, data_dir=str(cache_dir))
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=str(folder)),
+        )
     texts = {split: _read_tfds_text(builder, split) for split in SPLITS}
     return TextCorpus(name=spec.name, source=f"local copy {folder}", **texts)
 

@@ -38,7 +38,7 @@ from seqlab.data._image_common import (
     classifier_augmentation,
 )
 from seqlab.data.bundle import DataBundle
-from seqlab.data.corpora import default_cache_dir, probe_download_host
+from seqlab.data.corpora import default_cache_dir, prepare_lock, probe_download_host
 from seqlab.data.membranes import _segmentation_loss_factory
 from seqlab.errors import ConfigError, DataNotFoundError
 
@@ -152,9 +152,10 @@ def build_tfds_image_data(
     split_names = {"train": train_split, "test": "test"}
     if validation_percent:
         split_names["validation"] = f"train[{100 - validation_percent}%:]"
-    builder = tfds.builder(name, data_dir=str(cache))
-    if not _tfds_prepared(name, cache):
-        builder.download_and_prepare()
+    with prepare_lock(cache, name):  # parallel jobs of a sweep: one downloads, the others wait
+        builder = tfds.builder(name, data_dir=str(cache))
+        if not _tfds_prepared(name, cache):
+            builder.download_and_prepare()
     num_classes = len(spec["classes"])
     segmentation = spec["task"] == "segmentation"
     raw = {split: builder.as_dataset(split=s, as_supervised=not segmentation,

@@ -60,3 +60,42 @@ def test_a_truncated_gz_names_the_file(tmp_path):
     path = _text_files(tmp_path / "corpus", b_txt_gz=whole[: len(whole) // 2])
     with pytest.raises(DataError, match=r"b.txt.gz: not a complete gzip file.*truncated or corrupt"):
         load_corpus("text_files", path=path, cache_dir=str(tmp_path / "cache"))
+
+
+def test_prepare_lock_makes_a_second_holder_wait(tmp_path):
+    import threading
+    import time
+
+    from seqlab.data.corpora import prepare_lock
+
+    held, order = threading.Event(), []
+
+    def first():
+        with prepare_lock(tmp_path, "entry"):
+            held.set()
+            time.sleep(0.4)
+            order.append("first out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    held.wait()
+    with prepare_lock(tmp_path, "entry"):
+        order.append("second in")
+    thread.join()
+    assert order == ["first out", "second in"]
+    with prepare_lock(tmp_path, "other"):  # another entry's lock is independent
+        pass
+
+
+def test_parallel_preparations_of_one_cache_entry_all_succeed(tmp_path):
+    # Found by experiments/platform/soak.py: 20 parallel jobs preparing one fresh TFDS entry
+    # raced on its final rename and 10 failed with FileExistsError. Threads share nothing here
+    # but the cache folder, as processes do (the lock is per open file).
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = _text_files(tmp_path / "corpus")
+    cache = str(tmp_path / "cache")
+    with ThreadPoolExecutor(4) as pool:
+        corpora = list(pool.map(lambda _: load_corpus("text_files", path=path, cache_dir=cache), range(4)))
+    assert len({(c.train, c.validation, c.test) for c in corpora}) == 1
+    assert corpora[0].train.startswith("to be or not to be")
