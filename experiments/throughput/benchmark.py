@@ -173,6 +173,9 @@ def make_fast_layer(kind, units, chunks, compile_loops):
                              for n in "ifo"]
 
         def call(self, x):
+            # The kernels compute in their input's dtype; seqlab's Recurrent layer hands them
+            # its compute dtype (bfloat16 under mixed_bfloat16), and so does this wrapper.
+            x = keras.ops.cast(x, self.compute_dtype)
             w = (x, self.kernel, self.recurrent_kernel, self.bias)
             if kind == "lstm":
                 return fused.lstm(*w, **options)[0]
