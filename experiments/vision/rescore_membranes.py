@@ -1,7 +1,7 @@
 """Re-score a trained membrane U-Net on its held-out slices with every membrane metric.
 
     python experiments/vision/rescore_membranes.py CHECKPOINT.keras [--holdout 6] [--crop-size 256]
-        [--store mlruns --run RUN_ID]     # also log the figures on that MLflow run as test_*
+        [--store mlruns --run RUN_ID]     # also log test_pixel_error on that MLflow run
 
 Rebuilds the held-out split the way ``data=membrane`` does (the last
 ``--holdout`` slices, scored as non-overlapping ``--crop-size`` tiles; the
@@ -43,9 +43,7 @@ def main(argv=None) -> dict:
         from seqlab.tracking.store import resolve_tracking_uri
 
         uri = resolve_tracking_uri({"store_dir": args.store or "mlruns", "tracking_uri": None}, use_env=False)
-        client = MlflowClient(uri)
-        for name in ("pixel_error",):
-            client.log_metric(args.run, f"test_{name}", float(scores[name]))
+        MlflowClient(uri).log_metric(args.run, "test_pixel_error", float(scores["pixel_error"]))
     return scores
 
 
