@@ -45,9 +45,17 @@ def _not_found(name: str, folder: Path | None, why: str, required: list[str], tf
 
 
 # ------------------------------------------------------------------------ augmentation
-def classifier_augmentation(flip: str | None, translate: float, seed: int) -> keras.Sequential | None:
-    """Random flips (``"horizontal"``, ``"vertical"``, ``"horizontal_and_vertical"``)
-    and translations (a fraction of the height/width, zero fill) per image; None when both are off."""
+def classifier_augmentation(flip: str | None, translate: float, seed: int,
+                            erase: float = 0.0) -> keras.Sequential | None:
+    """Random flips (``"horizontal"``, ``"vertical"``, ``"horizontal_and_vertical"``),
+    translations (a fraction of the height/width, zero fill) and random
+    erasing (Zhong et al. 2017) per image; None when all are off.
+
+    ``erase`` is the probability that an image gets one rectangle replaced by
+    noise (Keras ``RandomErasing`` on ``[0, 1]`` pixels: side fractions
+    ``sqrt(U(0.02, 0.4))``, i.e. the paper's 2-40 % of the area, fill
+    ``clip(N(0, 1), 0, 1)``). It comes last, after the shifts, as in the paper.
+    """
     layers = []
     if flip:
         if flip not in ("horizontal", "vertical", "horizontal_and_vertical"):
@@ -60,6 +68,13 @@ def classifier_augmentation(flip: str | None, translate: float, seed: int) -> ke
             raise ConfigError(f"data.translate={translate!r} must be a fraction in [0, 1) of the image size")
         layers.append(keras.layers.RandomTranslation(translate, translate, fill_mode="constant",
                                                      seed=seed + 1))
+    if erase:
+        if isinstance(erase, bool) or not 0.0 < float(erase) <= 1.0:
+            raise ConfigError(f"data.erase={erase!r} must be a probability in [0, 1] (0 = off)")
+        # A (p, p) factor: Keras samples the probability from U(factor), and a
+        # single float f would mean U(0, f), i.e. p/2 on average.
+        layers.append(keras.layers.RandomErasing(factor=(float(erase), float(erase)), scale=(0.02, 0.4),
+                                                 value_range=(0.0, 1.0), seed=seed + 2))
     return keras.Sequential(layers, name="augment") if layers else None
 
 

@@ -127,7 +127,7 @@ def _classifier_dataset(images, labels, batch_size, *, train: bool, seed: int, a
 
 
 def _classifier_bundle(name, splits, *, class_names, batch_size, seed, validation_fraction,
-                       validate_on_test, split_seed, flip, translate, confusion_matrix, source,
+                       validate_on_test, split_seed, flip, translate, erase, confusion_matrix, source,
                        extra_info=None) -> DataBundle:
     """A classification :class:`DataBundle` from ``{"train": (x, y), "test": (x, y)}`` arrays."""
     x_train, y_train = splits["train"]
@@ -146,7 +146,7 @@ def _classifier_bundle(name, splits, *, class_names, batch_size, seed, validatio
         x_val, y_val = x_train[val_idx], y_train[val_idx]
         x_train, y_train = x_train[kept], y_train[kept]
     _check_batch(batch_size, len(y_train))
-    augment = classifier_augmentation(flip, translate, seed)
+    augment = classifier_augmentation(flip, translate, seed, erase)
     test = _classifier_dataset(x_test, y_test, batch_size, train=False, seed=seed)
     if validate_on_test:
         validation = test
@@ -225,6 +225,7 @@ def build_fashion_mnist_data(
     split_seed: int = 0,
     flip: str | None = "horizontal",
     translate: float = 0.1,
+    erase: float = 0.0,
     confusion_matrix: bool = True,
 ) -> DataBundle:
     """Fashion-MNIST (60,000 train + 10,000 test, 28x28x1, 10 classes) as a :class:`DataBundle`.
@@ -239,7 +240,7 @@ def build_fashion_mnist_data(
     return _classifier_bundle(
         "fashion_mnist", splits, class_names=FASHION_MNIST_CLASSES, batch_size=batch_size, seed=seed,
         validation_fraction=validation_fraction, validate_on_test=validate_on_test,
-        split_seed=split_seed, flip=flip, translate=translate, confusion_matrix=confusion_matrix,
+        split_seed=split_seed, flip=flip, translate=translate, erase=erase, confusion_matrix=confusion_matrix,
         source=source,
     )
 
@@ -257,6 +258,7 @@ def build_mnist_data(
     split_seed: int = 0,
     flip: str | None = None,
     translate: float = 0.1,
+    erase: float = 0.0,
     confusion_matrix: bool = True,
 ) -> DataBundle:
     """The 10,000 MNIST test images split into ``10,000 - test_size`` train and
@@ -272,7 +274,7 @@ def build_mnist_data(
     return _classifier_bundle(
         "mnist_t10k", splits, class_names=DIGITS, batch_size=batch_size, seed=seed,
         validation_fraction=validation_fraction, validate_on_test=validate_on_test,
-        split_seed=split_seed + 1, flip=flip, translate=translate, confusion_matrix=confusion_matrix,
+        split_seed=split_seed + 1, flip=flip, translate=translate, erase=erase, confusion_matrix=confusion_matrix,
         source=source,
         extra_info={"split": f"MNIST t10k, stratified by digit, split_seed={split_seed}"},
     )

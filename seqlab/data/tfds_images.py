@@ -113,6 +113,7 @@ def build_tfds_image_data(
     image_size: int | None = None,
     flip: str | None = "horizontal",
     translate: float = 0.1,
+    erase: float = 0.0,
     confusion_matrix: bool = True,
     mask_preview: int = 3,
 ) -> DataBundle:
@@ -189,7 +190,7 @@ def build_tfds_image_data(
             return x, tf.cast(y, tf.int32)
 
         data = {split: ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE) for split, ds in raw.items()}
-        layers = classifier_augmentation(flip, translate, seed)
+        layers = classifier_augmentation(flip, translate, seed, erase)
         augment = None if layers is None else (lambda x, y: (layers(x, training=True), y))
 
     def finish(ds, train):

@@ -109,6 +109,28 @@ def test_classifier_augmentation_flips_and_shifts_each_image():
         im.classifier_augmentation("sideways", 0.1, seed=0)
 
 
+def test_random_erasing_replaces_one_rectangle_per_image_at_the_asked_rate():
+    x = tf.fill((64, 28, 28, 1), 0.5)
+    out = im.classifier_augmentation(None, 0.0, seed=0, erase=0.5)(x, training=True).numpy()
+    changed = np.abs(out - 0.5) > 1e-6
+    erased = changed.reshape(64, -1).any(1)
+    assert 16 <= erased.sum() <= 48  # p = 0.5: Binomial(64, 0.5) is 32 +- 4
+    for mask in changed[erased, ..., 0]:
+        rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+        # one axis-aligned box: its bounding box is (almost) all noise, and
+        # its area is the paper's 2-40 % of the image
+        box = mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert box.mean() > 0.8  # noise clipped to [0, 1] can land on 0.5 only by chance
+        assert 0.02 * 784 - 28 <= box.size <= 0.4 * 784 + 28
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    every = im.classifier_augmentation(None, 0.0, seed=0, erase=1.0)(x, training=True).numpy()
+    assert (np.abs(every - 0.5) > 1e-6).reshape(64, -1).any(1).all()
+    assert np.array_equal(im.classifier_augmentation(None, 0.0, seed=0, erase=1.0)(x, training=False), x)
+    for bad in (1.5, -0.1, True):
+        with pytest.raises(ConfigError, match=f"data.erase={bad!r} must be a probability"):
+            im.classifier_augmentation(None, 0.0, seed=0, erase=bad)
+
+
 def test_old_configs_naming_seqlab_data_images_still_resolve():
     from hydra.utils import get_method
 
