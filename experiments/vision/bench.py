@@ -11,7 +11,18 @@ Each network trains on one fixed random batch (Adam, sparse CE / BCE on
 logits) in graph mode and with XLA; a row reports the median seconds of
 ``--steps`` timed steps after ``--warmup``, in rounds that alternate the two
 builds so load drifts hit both; the ratio is seqlab's best mode over the
-plain build's best mode. The 2048^2 fp32 matmul rate is printed beside.
+plain build's best mode. The 2048^2 fp32 matmul rate is printed beside, and
+each row's share of it: images/s x 3 x the forward FLOPs of one image
+(TensorFlow's profiler on the frozen seqlab graph; a training step is about
+three forward passes) over the matmul rate.
+
+Where torch is installed, a PyTorch row trains the same network written the
+way a PyTorch user would (``nn.Module``, NCHW, eager, Adam), in the same
+rounds; ``--no-torch`` leaves it out. The ResNet-50 there is He et al.'s, as
+in ``keras.applications.ResNet50`` and seqlab (stride on the first 1x1
+convolution, where torchvision puts it on the 3x3; a bias in every
+convolution), written out so torchvision is not needed;
+each twin's trainable parameter count must equal seqlab's or the row fails.
 
     python experiments/vision/bench.py --quick
     python experiments/vision/bench.py --rows cnn,resnet20,unet --steps 10 --rounds 3
@@ -100,6 +111,139 @@ ROWS = {
 }
 
 
+# ------------------------------------------------------------------------ PyTorch twins
+def torch_twin(name: str, shape, classes):
+    """The row's network as a PyTorch user would write it, or None without torch."""
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        return None
+
+    # keras.applications' ResNet-50 (which seqlab's matches parameter for
+    # parameter) keeps a bias before every batch norm; the others do not
+    bias = name == "resnet50"
+
+    def conv_bn(cin, cout, k=3, stride=1, relu=True):
+        mods = [nn.Conv2d(cin, cout, k, stride, padding=k // 2, bias=bias), nn.BatchNorm2d(cout)]
+        return nn.Sequential(*mods, nn.ReLU()) if relu else nn.Sequential(*mods)
+
+    class Basic(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.branch = nn.Sequential(conv_bn(cin, cout, 3, stride), conv_bn(cout, cout, 3, relu=False))
+            self.short = (conv_bn(cin, cout, 1, stride, relu=False) if stride != 1 or cin != cout
+                          else nn.Identity())
+
+        def forward(self, x):
+            return torch.relu(self.branch(x) + self.short(x))
+
+    class Bottleneck(nn.Module):
+        def __init__(self, cin, width, stride):
+            super().__init__()
+            cout = 4 * width
+            self.branch = nn.Sequential(conv_bn(cin, width, 1, stride), conv_bn(width, width, 3),
+                                        conv_bn(width, cout, 1, relu=False))
+            self.short = (conv_bn(cin, cout, 1, stride, relu=False) if stride != 1 or cin != cout
+                          else nn.Identity())
+
+        def forward(self, x):
+            return torch.relu(self.branch(x) + self.short(x))
+
+    class UNet(nn.Module):
+        def __init__(self, cin, classes, depth=4, base=16):
+            super().__init__()
+            double = lambda a, b: nn.Sequential(conv_bn(a, b), conv_bn(b, b))  # noqa: E731
+            widths = [base * 2**d for d in range(depth + 1)]
+            self.down = nn.ModuleList(double(a, b) for a, b in zip([cin] + widths[:-2], widths[:-1]))
+            self.bottom = double(widths[-2], widths[-1])
+            self.up = nn.ModuleList(nn.ConvTranspose2d(widths[d + 1], widths[d], 2, 2) for d in range(depth))
+            self.merge = nn.ModuleList(double(2 * widths[d], widths[d]) for d in range(depth))
+            self.head = nn.Conv2d(base, classes, 1)
+
+        def forward(self, x):
+            skips = []
+            for block in self.down:
+                x = block(x)
+                skips.append(x)
+                x = nn.functional.max_pool2d(x, 2)
+            x = self.bottom(x)
+            for d in reversed(range(len(skips))):
+                x = self.merge[d](torch.cat([skips[d], self.up[d](x)], 1))
+            return self.head(x)
+
+    h, w, c = shape
+    if name == "cnn":
+        stages = [conv_bn(a, b) for a, b in zip((c, 32, 64), (32, 64, 128))]
+        convs = [m for stage in stages for m in (stage, nn.MaxPool2d(2))]
+        return nn.Sequential(*convs, nn.Flatten(), nn.Linear(128 * (h // 8) * (w // 8), 128), nn.ReLU(),
+                             nn.Dropout(0.3), nn.Linear(128, classes))
+    if name == "resnet20":
+        blocks, cin = [], 16
+        for stage, width in enumerate((16, 32, 64)):
+            for i in range(3):
+                blocks.append(Basic(cin, width, 2 if stage and i == 0 else 1))
+                cin = width
+        return nn.Sequential(conv_bn(c, 16), *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                             nn.Linear(64, classes))
+    if name == "resnet50":
+        blocks, cin = [], 64
+        for stage, (width, count) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3))):
+            for i in range(count):
+                blocks.append(Bottleneck(cin, width, 2 if stage and i == 0 else 1))
+                cin = 4 * width
+        return nn.Sequential(conv_bn(c, 64, 7, 2), nn.MaxPool2d(3, 2, 1), *blocks, nn.AdaptiveAvgPool2d(1),
+                             nn.Flatten(), nn.Linear(2048, classes))
+    if name == "unet":
+        return UNet(c, classes)
+    raise KeyError(name)
+
+
+def make_torch_step(name, shape, classes, batch, segmentation, expected_params):
+    model = torch_twin(name, shape, classes)
+    if model is None:
+        return None
+    import torch
+
+    count = sum(p.numel() for p in model.parameters())
+    if count != expected_params:  # the twin must be the same network, weight for weight
+        raise AssertionError(f"{name}: the PyTorch twin has {count:,} trainable parameters, "
+                             f"seqlab's build {expected_params:,}")
+
+    torch.manual_seed(0)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(batch, shape[2], *shape[:2])).astype("float32"))
+    if segmentation:
+        y = torch.from_numpy((rng.random((batch, 1, *shape[:2])) > 0.5).astype("float32"))
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+    else:
+        y = torch.from_numpy(rng.integers(0, classes, batch))
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss.detach().item()
+
+    return step
+
+
+def forward_flops(model, shape) -> float:
+    """FLOPs of one image's forward pass (TensorFlow's profiler on the frozen graph)."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+        tf.TensorSpec((1, *shape), tf.float32))
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    graph = convert_variables_to_constants_v2(concrete).graph
+    return float(tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops)
+
+
 def matmul_gflops(n=2048, repeats=10):
     a = tf.random.normal((n, n))
     tf.linalg.matmul(a, a).numpy()
@@ -146,19 +290,36 @@ def main():
     parser.add_argument("--precision", default="float32",
                         help="comma-separated Keras dtype policies of both builds, e.g. float32,mixed_bfloat16")
     parser.add_argument("--quick", action="store_true", help="cnn and resnet20, 3 steps, 1 round")
+    parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch rows")
     args = parser.parse_args()
     if args.quick:
         args.rows, args.steps, args.warmup, args.rounds = "cnn,resnet20", 3, 2, 1
-    print(f"# {os.cpu_count()} cores; 2048^2 fp32 matmul {matmul_gflops():.0f} GFLOP/s")
-    print("| row | policy | batch | seqlab graph | seqlab XLA | Keras graph | Keras XLA | seqlab best / Keras best |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    peak = matmul_gflops()
+    print(f"# {os.cpu_count()} cores; 2048^2 fp32 matmul {peak:.0f} GFLOP/s")
+    names = args.rows.split(",")
+    unknown = sorted(set(names) - set(ROWS))
+    if unknown:
+        parser.error(f"unknown --rows {','.join(unknown)}; known: {','.join(ROWS)}")
+    flops, params = {}, {}  # row -> forward FLOPs of one image, trainable parameters
+    for name in names:
+        shape, classes, _, ours, _, _ = ROWS[name]
+        model = ours(shape, classes)
+        flops[name] = forward_flops(model, shape)
+        params[name] = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    print("| row | policy | batch | GFLOP / image (fwd) | seqlab graph | seqlab XLA | Keras graph | Keras XLA "
+          "| PyTorch eager | seqlab / Keras | seqlab / PyTorch | seqlab, share of matmul peak |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     best = {}  # (row, policy) -> seqlab's best images/s
     for policy in args.precision.split(","):
         keras.mixed_precision.set_global_policy(policy)
-        for name in args.rows.split(","):
+        for name in names:
             shape, classes, batch, ours, plain, seg = ROWS[name]
             steps = {(who, jit): make_step(builder, shape, classes, batch, seg, jit)
                      for who, builder in (("seqlab", ours), ("keras", plain)) for jit in (False, True)}
+            if policy == "float32" and not args.no_torch:  # torch ignores Keras' dtype policy
+                torch_step = make_torch_step(name, shape, classes, batch, seg, params[name])
+                if torch_step is not None:
+                    steps["torch", False] = torch_step
             for step in steps.values():
                 for _ in range(args.warmup):
                     step()
@@ -169,14 +330,19 @@ def main():
             ips = {key: batch / statistics.median(v) for key, v in medians.items()}
             best[name, policy] = max(ips[("seqlab", False)], ips[("seqlab", True)])
             ratio = best[name, policy] / max(ips[("keras", False)], ips[("keras", True)])
+            torch_ips = ips.get(("torch", False))
             cells = " | ".join(_images_per_s(ips[key]) for key in
                                (("seqlab", False), ("seqlab", True), ("keras", False), ("keras", True)))
-            print(f"| {name} | {policy} | {batch} | {cells} | {ratio:.2f}× |", flush=True)
+            torch_cell = "—" if torch_ips is None else _images_per_s(torch_ips)
+            torch_ratio = "—" if torch_ips is None else f"{best[name, policy] / torch_ips:.2f}×"
+            share = best[name, policy] * 3 * flops[name] / (peak * 1e9)
+            print(f"| {name} | {policy} | {batch} | {flops[name] / 1e9:.3f} | {cells} | {torch_cell} "
+                  f"| {ratio:.2f}× | {torch_ratio} | {share:.0%} |", flush=True)
     keras.mixed_precision.set_global_policy("float32")
     policies = args.precision.split(",")
     if "float32" in policies and len(policies) > 1:
         for policy in (p for p in policies if p != "float32"):
-            for name in args.rows.split(","):
+            for name in names:
                 print(f"# {name}: seqlab {policy} best / float32 best = "
                       f"{best[name, policy] / best[name, 'float32']:.2f}×")
     print(f"# 2048^2 fp32 matmul after: {matmul_gflops():.0f} GFLOP/s (images/s columns)")
