@@ -33,6 +33,14 @@ from keras import ops
 LN2 = math.log(2.0)
 
 
+def token_weights(sample_weight, values):
+    """``sample_weight`` (None = all ones) broadcast to ``values``' shape and dtype:
+    the per-token weights of a token-weighted metric (0 on padding)."""
+    if sample_weight is None:
+        return ops.ones_like(values)
+    return ops.broadcast_to(ops.cast(sample_weight, values.dtype), ops.shape(values))
+
+
 class _TokenCrossEntropy(keras.metrics.Metric):
     """Accumulates summed sparse cross-entropy (nats) and token count."""
 
@@ -48,10 +56,7 @@ class _TokenCrossEntropy(keras.metrics.Metric):
             y_true, y_pred, from_logits=self.from_logits
         )
         ce = ops.cast(ce, self.dtype)
-        if sample_weight is None:
-            weight = ops.ones_like(ce)
-        else:
-            weight = ops.broadcast_to(ops.cast(sample_weight, self.dtype), ops.shape(ce))
+        weight = token_weights(sample_weight, ce)
         self.total_nats.assign_add(ops.sum(ce * weight))
         self.token_count.assign_add(ops.sum(weight))
 

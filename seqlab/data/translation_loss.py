@@ -20,7 +20,7 @@ import keras
 from keras import ops
 
 from seqlab.errors import ConfigError
-from seqlab.metrics import Perplexity
+from seqlab.metrics import Perplexity, token_weights
 
 
 @keras.saving.register_keras_serializable(package="seqlab")
@@ -103,8 +103,7 @@ class TokenAccuracy(keras.metrics.Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         hit = ops.cast(ops.equal(ops.argmax(y_pred, axis=-1), ops.cast(y_true, "int32")), self.dtype)
-        weight = ops.ones_like(hit) if sample_weight is None else ops.broadcast_to(
-            ops.cast(sample_weight, self.dtype), ops.shape(hit))
+        weight = token_weights(sample_weight, hit)
         self.correct.assign_add(ops.sum(hit * weight))
         self.count.assign_add(ops.sum(weight))
 
