@@ -55,6 +55,7 @@ def plain_cnn(shape, classes):
         model.add(layers.ReLU())
         model.add(layers.MaxPooling2D())
     model.add(layers.Flatten())
+    model.add(layers.Dropout(0.3))  # build_cnn puts dropout before every dense layer
     model.add(layers.Dense(128, activation="relu"))
     model.add(layers.Dropout(0.3))
     model.add(layers.Dense(classes))
@@ -176,8 +177,8 @@ def torch_twin(name: str, shape, classes):
     if name == "cnn":
         stages = [conv_bn(a, b) for a, b in zip((c, 32, 64), (32, 64, 128))]
         convs = [m for stage in stages for m in (stage, nn.MaxPool2d(2))]
-        return nn.Sequential(*convs, nn.Flatten(), nn.Linear(128 * (h // 8) * (w // 8), 128), nn.ReLU(),
-                             nn.Dropout(0.3), nn.Linear(128, classes))
+        return nn.Sequential(*convs, nn.Flatten(), nn.Dropout(0.3), nn.Linear(128 * (h // 8) * (w // 8), 128),
+                             nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, classes))
     if name == "resnet20":
         blocks, cin = [], 16
         for stage, width in enumerate((16, 32, 64)):
