@@ -25,7 +25,8 @@ convolution), written out so torchvision is not needed;
 each twin's trainable parameter count must equal seqlab's or the row fails.
 
     python experiments/vision/bench.py --quick
-    python experiments/vision/bench.py --rows cnn,resnet20,unet --steps 10 --rounds 3
+    python experiments/vision/bench.py --rows cnn,resnet20 --steps 5 --rounds 20
+    python experiments/vision/bench.py --rows resnet50,unet --steps 2 --rounds 15 --warmup 2
     python experiments/vision/bench.py --rows cnn,resnet20 --precision float32,mixed_bfloat16
 """
 
@@ -285,9 +286,10 @@ def timed(step, steps):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="cnn,resnet20,resnet50,unet")
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=15,
+                        help="this 2-core machine drifts: with under ~15 rounds a row's ratio swings by 5-15 %%")
     parser.add_argument("--precision", default="float32",
                         help="comma-separated Keras dtype policies of both builds, e.g. float32,mixed_bfloat16")
     parser.add_argument("--quick", action="store_true", help="cnn and resnet20, 3 steps, 1 round")
