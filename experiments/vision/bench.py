@@ -130,27 +130,26 @@ def torch_twin(name: str, shape, classes):
         mods = [nn.Conv2d(cin, cout, k, stride, padding=k // 2, bias=bias), nn.BatchNorm2d(cout)]
         return nn.Sequential(*mods, nn.ReLU()) if relu else nn.Sequential(*mods)
 
-    class Basic(nn.Module):
-        def __init__(self, cin, cout, stride):
+    class Residual(nn.Module):
+        """relu(branch(x) + shortcut(x)); a 1x1 projection exactly when the shape changes."""
+
+        def __init__(self, branch, cin, cout, stride):
             super().__init__()
-            self.branch = nn.Sequential(conv_bn(cin, cout, 3, stride), conv_bn(cout, cout, 3, relu=False))
+            self.branch = branch
             self.short = (conv_bn(cin, cout, 1, stride, relu=False) if stride != 1 or cin != cout
                           else nn.Identity())
 
         def forward(self, x):
             return torch.relu(self.branch(x) + self.short(x))
 
-    class Bottleneck(nn.Module):
-        def __init__(self, cin, width, stride):
-            super().__init__()
-            cout = 4 * width
-            self.branch = nn.Sequential(conv_bn(cin, width, 1, stride), conv_bn(width, width, 3),
-                                        conv_bn(width, cout, 1, relu=False))
-            self.short = (conv_bn(cin, cout, 1, stride, relu=False) if stride != 1 or cin != cout
-                          else nn.Identity())
+    def basic(cin, cout, stride):
+        return Residual(nn.Sequential(conv_bn(cin, cout, 3, stride), conv_bn(cout, cout, 3, relu=False)),
+                        cin, cout, stride)
 
-        def forward(self, x):
-            return torch.relu(self.branch(x) + self.short(x))
+    def bottleneck(cin, width, stride):
+        branch = nn.Sequential(conv_bn(cin, width, 1, stride), conv_bn(width, width, 3),
+                               conv_bn(width, 4 * width, 1, relu=False))
+        return Residual(branch, cin, 4 * width, stride)
 
     class UNet(nn.Module):
         def __init__(self, cin, classes, depth=4, base=16):
@@ -184,7 +183,7 @@ def torch_twin(name: str, shape, classes):
         blocks, cin = [], 16
         for stage, width in enumerate((16, 32, 64)):
             for i in range(3):
-                blocks.append(Basic(cin, width, 2 if stage and i == 0 else 1))
+                blocks.append(basic(cin, width, 2 if stage and i == 0 else 1))
                 cin = width
         return nn.Sequential(conv_bn(c, 16), *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                              nn.Linear(64, classes))
@@ -192,7 +191,7 @@ def torch_twin(name: str, shape, classes):
         blocks, cin = [], 64
         for stage, (width, count) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3))):
             for i in range(count):
-                blocks.append(Bottleneck(cin, width, 2 if stage and i == 0 else 1))
+                blocks.append(bottleneck(cin, width, 2 if stage and i == 0 else 1))
                 cin = 4 * width
         return nn.Sequential(conv_bn(c, 64, 7, 2), nn.MaxPool2d(3, 2, 1), *blocks, nn.AdaptiveAvgPool2d(1),
                              nn.Flatten(), nn.Linear(2048, classes))
@@ -299,7 +298,7 @@ def main():
         args.rows, args.steps, args.warmup, args.rounds = "cnn,resnet20", 3, 2, 1
     peak = matmul_gflops()
     print(f"# {os.cpu_count()} cores; 2048^2 fp32 matmul {peak:.0f} GFLOP/s")
-    names = args.rows.split(",")
+    names, policies = args.rows.split(","), args.precision.split(",")
     unknown = sorted(set(names) - set(ROWS))
     if unknown:
         parser.error(f"unknown --rows {','.join(unknown)}; known: {','.join(ROWS)}")
@@ -313,7 +312,7 @@ def main():
           "| PyTorch eager | seqlab / Keras | seqlab / PyTorch | seqlab, share of matmul peak |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     best = {}  # (row, policy) -> seqlab's best images/s
-    for policy in args.precision.split(","):
+    for policy in policies:
         keras.mixed_precision.set_global_policy(policy)
         for name in names:
             shape, classes, batch, ours, plain, seg = ROWS[name]
@@ -342,7 +341,6 @@ def main():
             print(f"| {name} | {policy} | {batch} | {flops[name] / 1e9:.3f} | {cells} | {torch_cell} "
                   f"| {ratio:.2f}× | {torch_ratio} | {share:.0%} |", flush=True)
     keras.mixed_precision.set_global_policy("float32")
-    policies = args.precision.split(",")
     if "float32" in policies and len(policies) > 1:
         for policy in (p for p in policies if p != "float32"):
             for name in names:
