@@ -309,7 +309,7 @@ def main():
         flops[name] = forward_flops(model, shape)
         params[name] = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     print("| row | policy | batch | GFLOP / image (fwd) | seqlab graph | seqlab XLA | Keras graph | Keras XLA "
-          "| PyTorch eager | seqlab / Keras | seqlab / PyTorch | seqlab, share of matmul peak |")
+          "| PyTorch eager | seqlab / Keras | seqlab / PyTorch | seqlab, share of the fp32 matmul rate |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     best = {}  # (row, policy) -> seqlab's best images/s
     for policy in policies:
