@@ -1,9 +1,10 @@
 """seqlab's Keras layers: recurrent cells and stacks, attention and Transformer
-blocks, positions, convolution / residual / U-Net blocks, regularisation."""
+blocks, positions, batch norm, convolution / residual / U-Net blocks, regularisation."""
 
 from seqlab.layers.additive_attention import BahdanauAttention
 from seqlab.layers.attention import MultiHeadAttention, scaled_dot_product_attention
 from seqlab.layers.attention_decoder import AttentionDecoder
+from seqlab.layers.batch_norm import BatchNorm
 from seqlab.layers.broadcast import BroadcastConcat
 from seqlab.layers.cells import (
     GRUCell,
@@ -36,6 +37,7 @@ __all__ = [
     "AttentionDecoder",
     "BahdanauAttention",
     "BasicResidualBlock",
+    "BatchNorm",
     "BottleneckResidualBlock",
     "BroadcastConcat",
     "ClassToken",

@@ -13,15 +13,17 @@ one after, as TensorFlow pads). The block then normalises (optional batch
 norm, ``(z - mean) / sqrt(var + eps) * gamma + beta`` per channel) and applies
 the activation: ``y = act(BN(z))``.
 
-The block is made of plain ``keras.layers.Conv2D`` and
-``keras.layers.BatchNormalization``, so it runs the backend's fused kernels;
-it only groups them under one name (``stem``, ``conv_0``, ...) so that
+The block is made of ``keras.layers.Conv2D`` and seqlab's
+:class:`~seqlab.layers.batch_norm.BatchNorm` (Keras' batch norm with
+TensorFlow's fused kernel in training); it only groups them under one name (``stem``, ``conv_0``, ...) so that
 per-layer diagnostics (``grad_norm/<layer>``) see one entry per block.
 """
 
 from __future__ import annotations
 
 import keras
+
+from seqlab.layers.batch_norm import BatchNorm
 
 
 @keras.saving.register_keras_serializable(package="seqlab")
@@ -96,7 +98,7 @@ class ConvBlock(keras.layers.Layer):
             kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy, name="conv",
         )
         self.bn = (
-            keras.layers.BatchNormalization(
+            BatchNorm(
                 momentum=self.bn_momentum, epsilon=self.bn_epsilon, dtype=self.dtype_policy,
                 name="bn",
             )

@@ -32,6 +32,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from seqlab.layers.batch_norm import BatchNorm
+
 SHORTCUTS = ("projection", "zero_pad")
 
 
@@ -88,7 +90,7 @@ class _ResidualBlock(keras.layers.Layer):
 
     def _bn(self, name, last=False):
         zero = last and self.zero_init_residual
-        return keras.layers.BatchNormalization(
+        return BatchNorm(
             momentum=self.bn_momentum, epsilon=self.bn_epsilon,
             gamma_initializer="zeros" if zero else "ones", dtype=self.dtype_policy, name=name,
         )

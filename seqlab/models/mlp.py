@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import keras
 
+from seqlab.layers.batch_norm import BatchNorm
 from seqlab.models._checks import check_rate
 from seqlab.models._vision import (
     check_activation,
@@ -80,7 +81,7 @@ def build_mlp(
     for i, n in enumerate(units):
         if batch_norm:
             x = keras.layers.Dense(n, use_bias=False, name=f"dense_{i}")(x)
-            x = keras.layers.BatchNormalization(name=f"bn_{i}")(x)
+            x = BatchNorm(name=f"bn_{i}")(x)
             x = keras.layers.Activation(activation, name=f"act_{i}")(x)
         else:
             x = keras.layers.Dense(n, activation=activation, name=f"dense_{i}")(x)
