@@ -28,6 +28,11 @@ each twin's trainable parameter count must equal seqlab's or the row fails.
     python experiments/vision/bench.py --rows cnn,resnet20 --steps 5 --rounds 20
     python experiments/vision/bench.py --rows resnet50,unet --steps 2 --rounds 15 --warmup 2
     python experiments/vision/bench.py --rows cnn,resnet20 --precision float32,mixed_bfloat16
+    python experiments/vision/bench.py --rows cnn,resnet20 --keras-bn   # the builds apart from BatchNorm
+
+seqlab's builds normalise with :class:`seqlab.layers.BatchNorm`, Keras'
+batch norm with TensorFlow's fused kernel in training; the plain builds with
+``keras.layers.BatchNormalization``, as a Keras user would.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from seqlab.layers import BatchNorm  # noqa: E402
 from seqlab.models import build_cnn, build_resnet, build_unet  # noqa: E402
 
 layers = keras.layers
@@ -293,11 +299,17 @@ def main():
                         help="comma-separated Keras dtype policies of both builds, e.g. float32,mixed_bfloat16")
     parser.add_argument("--quick", action="store_true", help="cnn and resnet20, 3 steps, 1 round")
     parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch rows")
+    parser.add_argument("--keras-bn", action="store_true",
+                        help="seqlab's builds with Keras' batch-norm arithmetic (its fused kernel off): "
+                             "what the builds cost apart from seqlab.layers.BatchNorm")
     args = parser.parse_args()
+    if args.keras_bn:
+        BatchNorm._fused_applies = lambda self, *args: False
     if args.quick:
         args.rows, args.steps, args.warmup, args.rounds = "cnn,resnet20", 3, 2, 1
     peak = matmul_gflops()
-    print(f"# {os.cpu_count()} cores; 2048^2 fp32 matmul {peak:.0f} GFLOP/s")
+    print(f"# {os.cpu_count()} cores; 2048^2 fp32 matmul {peak:.0f} GFLOP/s"
+          + ("; seqlab's batch norm without its fused kernel (--keras-bn)" if args.keras_bn else ""))
     names, policies = args.rows.split(","), args.precision.split(",")
     unknown = sorted(set(names) - set(ROWS))
     if unknown:
