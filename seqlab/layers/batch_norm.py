@@ -99,7 +99,7 @@ class BatchNorm(keras.layers.BatchNormalization):
             variance=tf.constant([], "float32"), epsilon=self.epsilon,
             exponential_avg_factor=1.0, data_format="NHWC", is_training=True,
         )
-        n = tf.cast(tf.size(x) // channels, "float32")
+        n = tf.cast(tf.size(x, out_type=tf.int64) // channels, "float32")  # values per channel
         variance = unbiased_var * (n - 1.0) / tf.maximum(n, 1.0)  # back to Keras' biased variance
         self.moving_mean.assign(
             self.moving_mean * self.momentum + tf.cast(mean, self.moving_mean.dtype) * (1.0 - self.momentum)
