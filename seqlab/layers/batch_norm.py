@@ -15,9 +15,10 @@ over the activation forward, and autodiff's backward through each of them.
 TensorFlow has the same function as one op, ``FusedBatchNormV3`` (oneDNN's
 batch norm on x86), with one gradient op. :class:`BatchNorm` is
 ``keras.layers.BatchNormalization`` (same arguments, weights, config and
-inference path) with that op in training; a whole training step ran 1.33x
-(ResNet-20) and 1.43x (``fashion_cnn``) faster on this project's 2-core CPU
-(``experiments/vision/bench.py``).
+inference path) with that op in training; whole training steps ran
+1.19-1.31x faster than the same networks with Keras' layer on this
+project's 2-core CPU (``fashion_cnn`` 1.31, ResNet-20 1.28, ResNet-50 and
+U-Net 1.19; ``experiments/vision/bench.py``).
 
 The fused op returns the *unbiased* batch variance (``n / (n - 1)`` times the
 one it normalises with); Keras' moving variance averages the biased one, and
