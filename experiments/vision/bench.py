@@ -304,7 +304,7 @@ def main():
                              "what the builds cost apart from seqlab.layers.BatchNorm")
     args = parser.parse_args()
     if args.keras_bn:
-        BatchNorm._fused_applies = lambda self, *args: False
+        BatchNorm._fused_applies = lambda self, *_: False
     if args.quick:
         args.rows, args.steps, args.warmup, args.rounds = "cnn,resnet20", 3, 2, 1
     peak = matmul_gflops()
