@@ -89,9 +89,8 @@ class BatchNorm(keras.layers.BatchNormalization):
 
         x = tf.cast(inputs, "float32")  # statistics in float32, as Keras' layer
         channels = int(x.shape[-1])
-        rank = len(x.shape)
-        shape = tf.shape(x)
-        if rank != 4:  # the kernel takes NHWC: the reduced axes flattened into N
+        shape = tf.shape(x) if len(x.shape) != 4 else None
+        if shape is not None:  # the kernel takes NHWC: the reduced axes flattened into N
             x = tf.reshape(x, [-1, 1, 1, channels])
         gamma = tf.cast(self.gamma, "float32") if self.scale else tf.ones([channels])
         beta = tf.cast(self.beta, "float32") if self.center else tf.zeros([channels])
@@ -109,6 +108,6 @@ class BatchNorm(keras.layers.BatchNormalization):
             self.moving_variance * self.momentum
             + tf.cast(variance, self.moving_variance.dtype) * (1.0 - self.momentum)
         )
-        if rank != 4:
+        if shape is not None:
             y = tf.reshape(y, shape)
         return tf.cast(y, self.compute_dtype)

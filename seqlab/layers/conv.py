@@ -15,8 +15,9 @@ the activation: ``y = act(BN(z))``.
 
 The block is made of ``keras.layers.Conv2D`` and seqlab's
 :class:`~seqlab.layers.batch_norm.BatchNorm` (Keras' batch norm with
-TensorFlow's fused kernel in training); it only groups them under one name (``stem``, ``conv_0``, ...) so that
-per-layer diagnostics (``grad_norm/<layer>``) see one entry per block.
+TensorFlow's fused kernel in training); it only groups them under one name
+(``stem``, ``conv_0``, ...) so that per-layer diagnostics
+(``grad_norm/<layer>``) see one entry per block.
 """
 
 from __future__ import annotations
